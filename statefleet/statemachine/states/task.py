@@ -1,0 +1,132 @@
+"""Task: calls a registered resource (a Python callable) with its effective input."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from statefleet.errors import ErrorName, ExecutionError, RuntimeFailure, TaskError
+from statefleet.statemachine.expressions import Expression, compile_expression, is_expression
+from statefleet.statemachine.paths import Path, PathNotFound, compile_path
+from statefleet.statemachine.runtime import Resource, StateEnv, TaskContext
+from statefleet.statemachine.states.base import State, data_size
+
+#: AWS's limit on a state's input or output, in bytes.
+PAYLOAD_LIMIT = 256 * 1024
+
+
+class TaskState(State):
+    type_name = "Task"
+    handles_errors = True
+
+    def __init__(self, name: str, spec: Mapping[str, Any], pointer: str, language: str) -> None:
+        super().__init__(name, spec, pointer, language)
+        self.resource: str = spec["Resource"]
+        self.wait_for_token = self.resource.endswith(".waitForTaskToken")
+        self.timeout = _seconds(spec, "TimeoutSeconds", self.jsonata)
+        self.heartbeat = _seconds(spec, "HeartbeatSeconds", self.jsonata)
+        self.service = _service_name(self.resource)
+        self._bound: Resource | None = None
+
+    def bind(self, resource: Resource) -> None:
+        """Attach the callable this Task calls (done when a run starts)."""
+        self._bound = resource
+
+    async def execute(self, env: StateEnv, data: Any) -> Any:
+        resource = env.run.resources.find(self.resource)
+        if resource is None:
+            raise RuntimeFailure(
+                ErrorName.RUNTIME, f"no resource registered for {self.resource!r}"
+            )
+        timeout = self._resolve_seconds(self.timeout, "TimeoutSeconds", env, data)
+        context = TaskContext(
+            env.run.execution_id, self.name, env.retry_count, env.task_token
+        )
+        try:
+            if timeout is None:
+                result = await resource.call(data, context)
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await resource.call(data, context)
+        except ExecutionError:
+            raise
+        except TimeoutError:
+            raise ExecutionError(ErrorName.TIMEOUT, None) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise _task_error(exc) from exc
+        if _large(result):
+            raise ExecutionError(
+                ErrorName.DATA_LIMIT_EXCEEDED,
+                f"The state/task '{self.service}' returned a result with a size exceeding "
+                "the maximum number of bytes service limit.",
+            )
+        return result
+
+    def _resolve_seconds(
+        self, value: int | Path | Expression | None, field: str, env: StateEnv, data: Any
+    ) -> float | None:
+        if value is None or isinstance(value, int):
+            return value
+        if isinstance(value, Expression):
+            result = value.evaluate(env.states(), env.variables)
+        else:
+            try:
+                result = value.find(env.raw_input, env.context(), env.variables)
+            except PathNotFound:
+                raise RuntimeFailure(
+                    ErrorName.RUNTIME,
+                    f"The {field}Path field references an invalid value: {value.text}",
+                ) from None
+        if isinstance(result, bool) or not isinstance(result, int) or result <= 0:
+            if isinstance(value, Expression):
+                raise value.type_failure("integer", result)
+            raise RuntimeFailure(
+                ErrorName.RUNTIME,
+                f"The {field}Path field refers to value {result!r} which is not a valid "
+                f"positive integer: {value.text}",
+            )
+        return result
+
+
+def _seconds(spec: Mapping[str, Any], field: str, jsonata: bool) -> int | Path | Expression | None:
+    value = spec.get(field)
+    if value is not None:
+        if jsonata and is_expression(value):
+            return compile_expression(value, field)
+        return int(value)
+    path = spec.get(f"{field}Path")
+    if path is not None:
+        return compile_path(path)
+    return None
+
+
+def _service_name(resource: str) -> str:
+    """'lambda' for arn:aws:states:::lambda:invoke and Lambda function ARNs; else the name."""
+    if resource.startswith("arn:"):
+        parts = resource.split(":")
+        if len(parts) > 5 and parts[2] == "states" and parts[5]:
+            return parts[5]
+        if len(parts) > 2:
+            return parts[2]
+    return resource
+
+
+def _large(result: Any) -> bool:
+    if result is None or isinstance(result, (bool, int, float)):
+        return False
+    if isinstance(result, str):
+        return len(result) * 4 > PAYLOAD_LIMIT and data_size(result) > PAYLOAD_LIMIT
+    if isinstance(result, (dict, list)) and len(result) < 8:
+        # cheap bound for the common small result: only measure what might be large
+        pass
+    return data_size(result) > PAYLOAD_LIMIT
+
+
+def _task_error(exc: BaseException) -> ExecutionError:
+    if isinstance(exc, TaskError):
+        return exc
+    name = type(exc).__name__
+    return ExecutionError(name or ErrorName.TASK_FAILED, str(exc))

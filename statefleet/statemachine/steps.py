@@ -1,0 +1,41 @@
+"""What a state returns to the interpreter loop: small frozen values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """Go on with ``state``, whose input is ``output``."""
+
+    state: str
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The machine (or branch, or iteration) ended with ``output``."""
+
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The machine failed with an ASL error name and cause."""
+
+    error: str
+    cause: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """The execution waits: until a time (epoch seconds) or for a task token."""
+
+    state: str
+    until: float | None = None
+    token: str | None = None
+
+
+Step = Next | End | Failed | Parked
