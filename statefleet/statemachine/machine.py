@@ -20,7 +20,7 @@ from statefleet.statemachine.runtime import (
     SystemClock,
     missing_resource_message,
 )
-from statefleet.statemachine.states.base import data_size
+from statefleet.statemachine.states.base import exceeds
 from statefleet.statemachine.states.task import PAYLOAD_LIMIT, TaskState
 from statefleet.statemachine.steps import End, Failed, Parked
 
@@ -118,9 +118,7 @@ class StateMachine:
             record_history=history,
         )
         scope = Scope({}, record_history=history)
-        if input is not None and not isinstance(input, (bool, int, float)) and (
-            data_size(input) > PAYLOAD_LIMIT
-        ):
+        if exceeds(input, PAYLOAD_LIMIT):
             return self._result(
                 run, FAILED, None, ErrorName.DATA_LIMIT_EXCEEDED,
                 "The execution input exceeds the maximum number of bytes service limit.",

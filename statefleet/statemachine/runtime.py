@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -75,10 +76,7 @@ class Resource:
     def __init__(self, name: str, function: TaskCallable) -> None:
         self.name = name
         self.function = function
-        self.is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-            getattr(function, "__call__", None)  # noqa: B004 - callable objects
-        )
-        self.wants_context = _accepts_two_arguments(function)
+        self.is_async, self.wants_context = _calling_convention(function)
 
     async def call(self, payload: Any, context: TaskContext) -> Any:
         if self.wants_context:
@@ -88,6 +86,15 @@ class Resource:
         if self.is_async or inspect.isawaitable(result):
             result = await result
         return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _calling_convention(function: TaskCallable) -> tuple[bool, bool]:
+    """(is a coroutine function, takes a second positional argument), worked out once."""
+    is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 - callable objects
+    )
+    return is_async, _accepts_two_arguments(function)
 
 
 def _accepts_two_arguments(function: TaskCallable) -> bool:

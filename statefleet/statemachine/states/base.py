@@ -339,6 +339,37 @@ def _bracketed(path: Path) -> str:
     return "".join(parts)
 
 
+def exceeds(value: Any, limit: int) -> bool:
+    """Is ``value`` as JSON text larger than ``limit`` bytes? Cheap for small values.
+
+    A short walk bounds the size from above (every character may take up to 6 bytes
+    escaped); only values that might be large are serialised to be measured exactly.
+    """
+    budget = 64
+    upper = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return data_size(value) > limit
+        if isinstance(item, str):
+            upper += 6 * len(item) + 2
+        elif isinstance(item, dict):
+            upper += 2
+            for key, sub in item.items():
+                upper += 6 * len(key) + 4
+                stack.append(sub)
+        elif isinstance(item, list):
+            upper += 2
+            stack.extend(item)
+        else:
+            upper += 32
+        if upper > limit:
+            return data_size(value) > limit
+    return False
+
+
 def data_size(value: Any) -> int:
     """Size in bytes of a JSON value as UTF-8 text (for the 256 KiB payload limit)."""
     if isinstance(value, str):

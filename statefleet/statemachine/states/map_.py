@@ -97,6 +97,11 @@ class MapState(State):
         self.max_items_per_batch = batcher.get("MaxItemsPerBatch")
         self.batch_input = batcher.get("BatchInput")
         self.item_reader = spec.get("ItemReader")
+        # Items whose states never suspend (no Task, Wait, Parallel or Map) gain nothing
+        # from concurrent tasks: run them one after another, with the same results.
+        self.never_suspends = all(
+            s.type_name in ("Pass", "Choice", "Succeed", "Fail") for s in self.processor.walk()
+        )
 
     def _number(self, spec: Mapping[str, Any], field: str) -> Any:
         value = spec.get(field)
@@ -243,7 +248,7 @@ class MapState(State):
                 raise _ItemFailed(exc.error, exc.cause) from None
 
         try:
-            if limit == 1:
+            if limit == 1 or self.never_suspends:
                 for index, item in enumerate(items):
                     await attempt(index, item)
             else:

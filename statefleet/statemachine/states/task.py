@@ -9,8 +9,8 @@ from typing import Any
 from statefleet.errors import ErrorName, ExecutionError, RuntimeFailure, TaskError
 from statefleet.statemachine.expressions import Expression, compile_expression, is_expression
 from statefleet.statemachine.paths import Path, PathNotFound, compile_path
-from statefleet.statemachine.runtime import Resource, StateEnv, TaskContext
-from statefleet.statemachine.states.base import State, data_size
+from statefleet.statemachine.runtime import StateEnv, TaskContext
+from statefleet.statemachine.states.base import State, exceeds
 
 #: AWS's limit on a state's input or output, in bytes.
 PAYLOAD_LIMIT = 256 * 1024
@@ -27,11 +27,6 @@ class TaskState(State):
         self.timeout = _seconds(spec, "TimeoutSeconds", self.jsonata)
         self.heartbeat = _seconds(spec, "HeartbeatSeconds", self.jsonata)
         self.service = _service_name(self.resource)
-        self._bound: Resource | None = None
-
-    def bind(self, resource: Resource) -> None:
-        """Attach the callable this Task calls (done when a run starts)."""
-        self._bound = resource
 
     async def execute(self, env: StateEnv, data: Any) -> Any:
         resource = env.run.resources.find(self.resource)
@@ -115,14 +110,7 @@ def _service_name(resource: str) -> str:
 
 
 def _large(result: Any) -> bool:
-    if result is None or isinstance(result, (bool, int, float)):
-        return False
-    if isinstance(result, str):
-        return len(result) * 4 > PAYLOAD_LIMIT and data_size(result) > PAYLOAD_LIMIT
-    if isinstance(result, (dict, list)) and len(result) < 8:
-        # cheap bound for the common small result: only measure what might be large
-        pass
-    return data_size(result) > PAYLOAD_LIMIT
+    return exceeds(result, PAYLOAD_LIMIT)
 
 
 def _task_error(exc: BaseException) -> ExecutionError:
