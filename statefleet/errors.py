@@ -9,6 +9,9 @@
      │    └── RuntimeFailure       found by the interpreter (bad path, bad type, ...); its cause
      │                             is shown after "An error occurred while executing the state …"
      ├── ResourceNotFoundError    a Task names a resource that is not registered
+     ├── NotFoundError            no such execution, machine, batch or state output
+     ├── ChainingError            a chained execution's source cannot give it an input
+     ├── StaleExecutionError      a write refused by the version guard (another runner won)
      └── InfrastructureError      store/queue trouble; never visible to Catch
 
 ASL error names that the runtime itself raises live in :class:`ErrorName`.
@@ -94,6 +97,18 @@ class RuntimeFailure(ExecutionError):
 
 class ResourceNotFoundError(StatefleetError):
     """A Task state names a resource that is not registered."""
+
+
+class NotFoundError(StatefleetError, LookupError):
+    """No execution, state machine, batch or state output by that name or id."""
+
+
+class ChainingError(StatefleetError):
+    """A chained execution cannot take its input from the source it names."""
+
+
+class StaleExecutionError(StatefleetError):
+    """The execution changed under this runner (taken over, cancelled): its write was refused."""
 
 
 class InfrastructureError(StatefleetError):

@@ -117,9 +117,12 @@ class _Failure(Exception):
 # --------------------------------------------------------------------------- JSON helpers
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(value: Any) -> str:
     """Compact JSON, as AWS prints it (``{"a":1,"b":[]}``)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def _quoted(text: str, limit: int = 120) -> str:
@@ -220,8 +223,10 @@ def _format_value(value: Any) -> str:
         return "null"
     if t is bool:
         return "true" if value else "false"
-    if t is int or t is float:
-        return _dumps(value)
+    if t is int:
+        return str(value)
+    if t is float:
+        return repr(value)
     if t is list:
         return "[" + ", ".join(map(_format_value, value)) + "]"
     if t is dict:
@@ -345,7 +350,7 @@ def _limited(value: Any, what: str) -> str:
 
 def _base64_encode(value: Any) -> str:
     text = _limited(value, "the input string")
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return base64.b64encode(text.encode("utf-8", "replace")).decode("ascii")
 
 
 _BASE64: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
@@ -384,7 +389,7 @@ def _hash(data: Any, algorithm: Any) -> str:
             "the algorithm (second argument) must be one of "
             f"{', '.join(_HASH_ALGORITHMS)}, but was {_show(algorithm)}"
         )
-    return hashlib.new(name, text.encode("utf-8")).hexdigest()
+    return hashlib.new(name, text.encode("utf-8", "replace")).hexdigest()
 
 
 def _json_merge(first: Any, second: Any, deep: Any) -> dict[str, Any]:
@@ -672,9 +677,10 @@ class _Parser:
         folded = {n.lower(): n for n in _FUNCTIONS}
         if name.lower() in folded:
             return f"{message} (names are case-sensitive: did you mean {folded[name.lower()]}?)"
-        close = difflib.get_close_matches(name, list(_FUNCTIONS), n=1)
+        short = [n[len("States.") :] for n in _FUNCTIONS]
+        close = difflib.get_close_matches(name[len("States.") :], short, n=1)
         if close:
-            return f"{message}; did you mean {close[0]}?"
+            return f"{message}; did you mean States.{close[0]}?"
         return f"{message}; the functions are {', '.join(sorted(_FUNCTIONS))}"
 
     def arguments(self, depth: int, name: str, start: int) -> list[_Argument]:
@@ -956,9 +962,18 @@ def compile_intrinsic(text: str) -> Intrinsic:
 # undefined argument as None and leaves a missing one out.
 
 
+def _plain(value: Any) -> Any:
+    """The jsonata library hands over list subclasses (sequences); make them plain lists."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 def _jsonata_call(name: str, body: Callable[..., Any], *args: Any) -> Any:
     try:
-        return body(*args)
+        return body(*map(_plain, args))
     except _Invalid as exc:
         raise JsonataFunctionError(f"${name}: {exc.detail}") from None
 

@@ -229,6 +229,7 @@ class Run:
     input: Any
     start_time: float
     redrive_count: int = 0
+    execution_arn: str = ""
     history: list[HistoryEvent] = field(default_factory=list)
     events: int = 1
     record_history: bool = True
@@ -241,7 +242,7 @@ class Run:
     def execution_context(self) -> dict[str, Any]:
         if self._execution_context is None:
             self._execution_context = {
-                "Id": self.execution_id,
+                "Id": self.execution_arn or self.execution_id,
                 "Input": self.input,
                 "Name": self.execution_name,
                 "RoleArn": "arn:aws:iam::000000000000:role/statefleet",

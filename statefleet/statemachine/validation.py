@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import calendar
 import difflib
-import importlib
 import json
 import math
 import re
@@ -42,6 +41,7 @@ from typing import Any, Final
 import jsonata
 
 from statefleet.errors import Problem
+from statefleet.statemachine.intrinsics import IntrinsicSyntaxError, compile_intrinsic, is_intrinsic
 from statefleet.statemachine.paths import PathSyntaxError, compile_path
 
 __all__ = ["validate"]
@@ -203,9 +203,8 @@ def is_timestamp(value: object) -> bool:
         return False
     if hour > 23 or minute > 59 or second > 60:
         return False
-    if match.group(9) is not None and (int(match.group(9)) > 23 or int(match.group(10)) > 59):
-        return False
-    return True
+    offset_hour, offset_minute = match.group(9), match.group(10)
+    return offset_hour is None or (int(offset_hour) <= 23 and int(offset_minute) <= 59)
 
 
 def _is_int(value: object) -> bool:
@@ -278,35 +277,19 @@ def _suggest(name: object, candidates: Iterable[str]) -> str:
 
 
 def _intrinsic_error(text: str) -> str | None:
-    """Check an intrinsic function call. Return an error message, or None if it parses.
-
-    The intrinsic-function parser lives in :mod:`statefleet.statemachine.intrinsics`; if
-    that module is not importable the call is only checked for its overall shape.
-    """
+    """Parse an intrinsic function call; return the parser's message, or None if it is valid."""
     try:
-        module: Any = importlib.import_module("statefleet.statemachine.intrinsics")
-    except ImportError:  # pragma: no cover - the module ships with the package
-        if re.fullmatch(r"States\.[A-Za-z0-9]+\(.*\)", text, re.DOTALL):
-            return None
-        return "expected a call such as States.Format('{}', $.name)"
-    try:
-        module.compile_intrinsic(text)
-    except ValueError as exc:  # IntrinsicSyntaxError is a ValueError
-        return str(exc) or "invalid intrinsic function call"
+        compile_intrinsic(text)
+    except IntrinsicSyntaxError as exc:
+        return exc.problem
     except Exception as exc:  # a parser bug must not make validation raise
-        return f"invalid intrinsic function call ({type(exc).__name__}: {exc})"
+        return f"the call could not be parsed ({type(exc).__name__}: {exc})"
     return None
 
 
 def _looks_intrinsic(text: str) -> bool:
-    try:
-        module: Any = importlib.import_module("statefleet.statemachine.intrinsics")
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return text.startswith("States.")
-    try:
-        return bool(module.is_intrinsic(text))
-    except Exception:  # pragma: no cover - defensive
-        return text.startswith("States.")
+    """A string meant as an intrinsic function call (checked fully by the parser)."""
+    return text.startswith("States.") or is_intrinsic(text)
 
 
 # --------------------------------------------------------------------------- JSONata
@@ -525,8 +508,7 @@ class _Validator:
         else:
             self.report(
                 pointer,
-                f'"{name}" must be an object or a JSONata expression {{% … %}}, '
-                f"got {_show(value)}",
+                f'"{name}" must be an object or a JSONata expression {{% … %}}, got {_show(value)}',
             )
 
     def payload_template(self, value: object, pointer: str, name: str) -> None:
@@ -637,7 +619,7 @@ class _Validator:
         if not isinstance(spec, dict):
             self.report(
                 pointer,
-                f"{what} must be an object with \"StartAt\" and \"States\", got {_show(spec)}",
+                f'{what} must be an object with "StartAt" and "States", got {_show(spec)}',
             )
             return
         scope = _Scope(pointer)
@@ -780,8 +762,7 @@ class _Validator:
             if "Type" not in spec:
                 self.report(
                     pointer,
-                    f'state {_quote(name)} has no "Type"; expected one of '
-                    f"{', '.join(STATE_TYPES)}",
+                    f'state {_quote(name)} has no "Type"; expected one of {", ".join(STATE_TYPES)}',
                 )
             else:
                 self.report(
@@ -810,7 +791,11 @@ class _Validator:
                 check(self, value, where, ctx)
         self.transition_rules(ctx)
         _STATE_CHECKS[kind](self, ctx)
-        if kind in _TERMINAL_TYPES or ("End" in spec and spec.get("End") is not False):
+        if (
+            kind in _TERMINAL_TYPES
+            or ("End" in spec and spec.get("End") is not False)
+            or (kind in _WITH_TRANSITION and "Next" not in spec)  # already reported above
+        ):
             scope.terminal = True
 
     def collect_edges(self, name: str, spec: dict[Any, Any], pointer: str, scope: _Scope) -> None:
@@ -848,9 +833,14 @@ class _Validator:
                 'execution; transition to a Succeed state (via a rule\'s "Next" or "Default")'
             )
         if key in ("Retry", "Catch"):
-            return f'"{key}" is not allowed in a {kind} state; only Task, Parallel and Map states have it'
+            return (
+                f'"{key}" is not allowed in a {kind} state; only Task, Parallel and Map states '
+                "have it"
+            )
         if key == "Assign" and kind in _TERMINAL_TYPES:
-            return f'"Assign" is not allowed in a {kind} state; assign variables in an earlier state'
+            return (
+                f'"Assign" is not allowed in a {kind} state; assign variables in an earlier state'
+            )
         usable = sorted(
             f
             for f in _ALLOWED_FIELDS[kind]
@@ -858,17 +848,17 @@ class _Validator:
             and not (language == JSONPATH and f in _JSONATA_ONLY)
         )
         where = [t for t in STATE_TYPES if isinstance(key, str) and key in _ALLOWED_FIELDS[t]]
-        hint = _suggest(key, usable)
-        if where and not hint:
-            hint = f" (it belongs to {', '.join(where)} states)"
+        belongs = f" (it belongs to {', '.join(where)} states)" if where else ""
         return (
-            f'field "{key}" is not allowed in a {kind} state{hint}; a {kind} state accepts '
-            f"{', '.join(usable)}"
+            f'field "{key}" is not allowed in a {kind} state{belongs}; a {kind} state accepts '
+            f"{', '.join(usable)}{_suggest(key, usable)}"
         )
 
     def jsonpath_only_message(self, key: str, kind: str) -> str:
         if key == "Parameters":
-            replacement = 'use "ItemSelector" instead' if kind == "Map" else 'use "Arguments" instead'
+            replacement = (
+                'use "ItemSelector" instead' if kind == "Map" else 'use "Arguments" instead'
+            )
         elif key in _JSONATA_REPLACEMENT:
             replacement = _JSONATA_REPLACEMENT[key]
         elif key.endswith("Path"):
@@ -946,14 +936,13 @@ class _Validator:
                 "use a path on the state's data such as $.result",
             )
             return
-        if isinstance(value, str) and value.startswith("$") and not value.startswith("$."):
-            if re.match(r"\$[A-Za-z_]", value):
-                self.report(
-                    pointer,
-                    f'"ResultPath" cannot write to a variable, got {_show(value)}; use '
-                    '"Assign" to set variables and a path such as $.result here',
-                )
-                return
+        if isinstance(value, str) and re.match(r"\$[^\W\d]", value):
+            self.report(
+                pointer,
+                f'"ResultPath" cannot write to a variable, got {_show(value)}; use '
+                '"Assign" to set variables and a path such as $.result here',
+            )
+            return
         self.path(
             value,
             pointer,
@@ -1258,7 +1247,9 @@ class _Validator:
             elif key == "Not":
                 composites.append(key)
                 if not isinstance(value, dict):
-                    self.report(where, f'"Not" must be a single Choice rule object, got {_show(value)}')
+                    self.report(
+                        where, f'"Not" must be a single Choice rule object, got {_show(value)}'
+                    )
                 else:
                     self.choice_rule(value, where, ctx, top=False)
             elif key == "Condition":
@@ -1285,7 +1276,7 @@ class _Validator:
                 pointer,
                 "a Choice rule must have exactly one comparison operator or And/Or/Not, found "
                 + ", ".join(found)
-                + "; combine tests with \"And\"",
+                + '; combine tests with "And"',
             )
         if operators and "Variable" not in rule:
             self.report(
@@ -1324,7 +1315,9 @@ class _Validator:
     # ------------------------------------------------------------------ Wait
 
     def check_seconds(self, value: object, pointer: str, ctx: _StateContext) -> None:
-        self.integer(value, pointer, "Seconds", minimum=0, maximum=MAX_SECONDS, language=ctx.language)
+        self.integer(
+            value, pointer, "Seconds", minimum=0, maximum=MAX_SECONDS, language=ctx.language
+        )
 
     def check_timestamp(self, value: object, pointer: str, ctx: _StateContext) -> None:
         if ctx.language == JSONATA and _is_expression(value):
@@ -1383,7 +1376,11 @@ class _Validator:
 
     def check_tolerated_percentage(self, value: object, pointer: str, ctx: _StateContext) -> None:
         self.number(
-            value, pointer, "ToleratedFailurePercentage", minimum=0, maximum=100,
+            value,
+            pointer,
+            "ToleratedFailurePercentage",
+            minimum=0,
+            maximum=100,
             language=ctx.language,
         )
 
@@ -1454,7 +1451,9 @@ class _Validator:
                     self.path(item, where, key, reference=True)
             elif key == "CSVHeaders":
                 if not isinstance(item, list) or not all(isinstance(h, str) for h in item):
-                    self.report(where, f'"CSVHeaders" must be an array of strings, got {_show(item)}')
+                    self.report(
+                        where, f'"CSVHeaders" must be an array of strings, got {_show(item)}'
+                    )
             elif ctx.language == JSONATA:
                 self.jsonata_values(item, where)
         self.exclusive(value, pointer, "MaxItems", "MaxItemsPath")
@@ -1492,6 +1491,12 @@ class _Validator:
                 )
         self.exclusive(value, pointer, "MaxItemsPerBatch", "MaxItemsPerBatchPath")
         self.exclusive(value, pointer, "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath")
+        if not any(key in value for key in allowed[1:]):
+            self.report(
+                pointer,
+                '"ItemBatcher" needs at least one limit: "MaxItemsPerBatch" or '
+                '"MaxInputBytesPerBatch" (or their "…Path" forms)',
+            )
 
     # ------------------------------------------------------------------ per-type rules
 
@@ -1521,8 +1526,10 @@ class _Validator:
         if (
             _is_int(timeout)
             and _is_int(heartbeat)
-            and 0 < heartbeat < MAX_SECONDS + 1
-            and 0 < timeout < MAX_SECONDS + 1
+            and isinstance(timeout, int)
+            and isinstance(heartbeat, int)
+            and 0 < heartbeat <= MAX_SECONDS
+            and 0 < timeout <= MAX_SECONDS
             and heartbeat >= timeout
         ):
             self.report(
@@ -1535,7 +1542,7 @@ class _Validator:
         self.require(ctx, "Choices", "a non-empty array of Choice rules")
 
     def rules_wait(self, ctx: _StateContext) -> None:
-        names = ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
+        names: tuple[str, ...] = ("Seconds", "Timestamp", "SecondsPath", "TimestampPath")
         if ctx.language == JSONATA:
             names = ("Seconds", "Timestamp")
         present = [n for n in names if n in ctx.spec]
@@ -1567,7 +1574,9 @@ class _Validator:
             )
         self.exclusive(spec, ctx.pointer, "ItemSelector", "Parameters")
         self.exclusive(spec, ctx.pointer, "MaxConcurrency", "MaxConcurrencyPath")
-        self.exclusive(spec, ctx.pointer, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath")
+        self.exclusive(
+            spec, ctx.pointer, "ToleratedFailurePercentage", "ToleratedFailurePercentagePath"
+        )
         self.exclusive(spec, ctx.pointer, "ToleratedFailureCount", "ToleratedFailureCountPath")
 
     # ------------------------------------------------------------------ transitions
@@ -1763,7 +1772,7 @@ def validate(document: Any) -> list[Problem]:
         return [
             Problem(
                 "",
-                "a state machine definition must be a JSON object with \"StartAt\" and "
+                'a state machine definition must be a JSON object with "StartAt" and '
                 f'"States", got {_show(document)}',
             )
         ]

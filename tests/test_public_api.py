@@ -1,0 +1,42 @@
+"""The public surface is a contract: docs and outside conformance suites use these names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import statefleet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED = [
+    "DefinitionError",
+    "ExecutionError",
+    "ResourceNotFoundError",
+    "RunResult",
+    "StateMachine",
+    "StatefleetError",
+    "TaskContext",
+    "TaskError",
+]
+
+
+def test_all_is_sorted_and_exact() -> None:
+    assert statefleet.__all__ == sorted(statefleet.__all__)
+    assert statefleet.__all__ == EXPECTED
+    for name in statefleet.__all__:
+        assert getattr(statefleet, name) is not None
+
+
+def test_package_ships_py_typed() -> None:
+    assert (Path(statefleet.__file__).parent / "py.typed").is_file()
+
+
+def test_readme_python_examples_run() -> None:
+    """Every ```python block of the README runs as written and prints what it says."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "the README has python examples"
+    for block in blocks:
+        namespace: dict[str, object] = {"__name__": "readme_example"}
+        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own docs
