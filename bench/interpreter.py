@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from statefleet import StateMachine  # noqa: E402
+from statefleet import StateMachine
 
 FOUR_STATE = {
     "StartAt": "Prepare",

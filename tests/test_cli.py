@@ -43,12 +43,17 @@ def test_input_from_file(tmp_path: Path) -> None:
 
 def test_failed_execution_exits_1(tmp_path: Path) -> None:
     (tmp_path / "fail.yaml").write_text(
-        "StartAt: Boom\nStates:\n  Boom:\n    Type: Fail\n    Error: Broken\n    Cause: on purpose\n"
+        "StartAt: Boom\nStates:\n  Boom:\n    Type: Fail\n"
+        "    Error: Broken\n    Cause: on purpose\n"
     )
     done = statefleet("run", str(tmp_path / "fail.yaml"))
     assert done.returncode == 1
     result = json.loads(done.stdout)
-    assert (result["status"], result["error"], result["cause"]) == ("FAILED", "Broken", "on purpose")
+    assert (result["status"], result["error"], result["cause"]) == (
+        "FAILED",
+        "Broken",
+        "on purpose",
+    )
 
 
 def test_invalid_definition_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
@@ -91,7 +96,9 @@ def test_resources_from_module(tmp_path: Path) -> None:
         "StartAt: D\nStates:\n  D:\n    Type: Task\n"
         "    Resource: arn:aws:lambda:::math:double\n    End: true\n"
     )
-    done = statefleet("run", "m.yaml", "--input", "21", "--resources", "myfleet:resources", cwd=tmp_path)
+    done = statefleet(
+        "run", "m.yaml", "--input", "21", "--resources", "myfleet:resources", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"] == 42
 

@@ -39,4 +39,4 @@ def test_readme_python_examples_run() -> None:
     assert blocks, "the README has python examples"
     for block in blocks:
         namespace: dict[str, object] = {"__name__": "readme_example"}
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own docs
+        exec(compile(block, "README.md", "exec"), namespace)

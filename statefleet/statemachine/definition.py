@@ -51,7 +51,9 @@ def escape_pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def build_machine(spec: Mapping[str, Any], pointer: str = "", language: str = "JSONPath") -> Machine:
+def build_machine(
+    spec: Mapping[str, Any], pointer: str = "", language: str = "JSONPath"
+) -> Machine:
     """Build a (sub-)machine from a validated document. Raise DefinitionError on faults."""
     language = spec.get("QueryLanguage", language)
     states: dict[str, State] = {}

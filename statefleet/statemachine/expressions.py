@@ -128,7 +128,8 @@ class Expression:
     def type_failure(self, expected: str, value: Any) -> RuntimeFailure:
         return self.failure(
             "returned an unexpected result type. "
-            f"Expected '{expected}', but was '{json_type_name(value)}' for value: {json_text(value)}"
+            f"Expected '{expected}', but was '{json_type_name(value)}' "
+            f"for value: {json_text(value)}"
         )
 
 

@@ -97,8 +97,8 @@ class StateMachine:
         ``TimeoutSeconds``) are part of the result, never raised. An unregistered
         resource raises :class:`~statefleet.errors.ResourceNotFoundError` before anything runs.
         """
-        registry = resources if isinstance(resources, ResourceRegistry) else ResourceRegistry(
-            resources
+        registry = (
+            resources if isinstance(resources, ResourceRegistry) else ResourceRegistry(resources)
         )
         self.check_resources(registry)
         clock = clock or SystemClock()
@@ -120,7 +120,10 @@ class StateMachine:
         scope = Scope({}, record_history=history)
         if exceeds(input, PAYLOAD_LIMIT):
             return self._result(
-                run, FAILED, None, ErrorName.DATA_LIMIT_EXCEEDED,
+                run,
+                FAILED,
+                None,
+                ErrorName.DATA_LIMIT_EXCEEDED,
                 "The execution input exceeds the maximum number of bytes service limit.",
             )
         timeout = self.machine.timeout_seconds

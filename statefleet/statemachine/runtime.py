@@ -79,10 +79,8 @@ class Resource:
         self.is_async, self.wants_context = _calling_convention(function)
 
     async def call(self, payload: Any, context: TaskContext) -> Any:
-        if self.wants_context:
-            result = self.function(payload, context)
-        else:
-            result = self.function(payload)
+        function = self.function
+        result = function(payload, context) if self.wants_context else function(payload)
         if self.is_async or inspect.isawaitable(result):
             result = await result
         return result

@@ -24,7 +24,8 @@ __all__ = ["Env", "Template", "compile_jsonata_template", "compile_jsonpath_temp
 class Env(Protocol):
     """What a template needs from the running state."""
 
-    variables: Mapping[str, Any]
+    @property
+    def variables(self) -> Mapping[str, Any]: ...
 
     def context(self) -> Any: ...
 
@@ -101,19 +102,21 @@ def _compile_jsonpath(value: Any, field: str) -> tuple[Evaluator | None, bool]:
             if isinstance(key, str) and key.endswith(".$"):
                 name = key[:-2]
                 sub_field = f"{field}.{key}" if field else key
+                dynamic_evaluator: Evaluator
                 if isinstance(item, str) and item.startswith("States."):
-                    evaluator, ctx = _intrinsic_evaluator(item)
+                    dynamic_evaluator, ctx = _intrinsic_evaluator(item)
                 else:
                     path = compile_path(item)
-                    evaluator, ctx = _path_evaluator(path, sub_field), path.root == CONTEXT
-                parts.append((name, evaluator, None))
+                    dynamic_evaluator = _path_evaluator(path, sub_field)
+                    ctx = path.root == CONTEXT
+                parts.append((name, dynamic_evaluator, None))
                 dynamic = True
                 uses_context = uses_context or ctx
             else:
                 sub_field = f"{field}.{key}" if field else key
-                evaluator, ctx = _compile_jsonpath(item, sub_field)
-                parts.append((key, evaluator, item))
-                dynamic = dynamic or evaluator is not None
+                nested, ctx = _compile_jsonpath(item, sub_field)
+                parts.append((key, nested, item))
+                dynamic = dynamic or nested is not None
                 uses_context = uses_context or ctx
         if not dynamic:
             return None, False

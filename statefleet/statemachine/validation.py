@@ -457,7 +457,9 @@ class _Validator:
             if _looks_intrinsic(value):
                 error = _intrinsic_error(value)
                 if error is not None:
-                    self.report(pointer, f'"{name}": {error}')
+                    self.report(
+                        pointer, f'"{name}" is not a valid intrinsic function call: {error}'
+                    )
                 return
             self.report(
                 pointer,
@@ -556,7 +558,7 @@ class _Validator:
         elif _looks_intrinsic(value):
             error = _intrinsic_error(value)
             if error is not None:
-                self.report(pointer, f'"{key}": {error}')
+                self.report(pointer, f'"{key}" is not a valid intrinsic function call: {error}')
         else:
             self.report(
                 pointer,

@@ -676,9 +676,33 @@ def test_dollar_field_accepts_intrinsic_functions() -> None:
     assert_valid(single(pass_(Parameters=params)))
 
 
-def test_dollar_field_rejects_malformed_intrinsic() -> None:
-    document = single(pass_(Parameters={"a.$": "States.Format('x'"}))
-    assert_problem(document, "/States/S/Parameters/a.$", '"a.$"')
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        ("States.Format('x'", "not closed"),
+        ("States.Nope()", "unknown intrinsic function States.Nope"),
+        ("States.MathAdd(1)", "takes exactly 2 arguments"),
+        ("States.Format", "expected '('"),
+    ],
+)
+def test_dollar_field_rejects_invalid_intrinsics(call: str, fragment: str) -> None:
+    problems = assert_problem(
+        single(pass_(Parameters={"a.$": call})),
+        "/States/S/Parameters/a.$",
+        '"a.$" is not a valid intrinsic function call',
+    )
+    assert fragment in problems[0].message
+
+
+def test_intrinsics_are_checked_in_assign_and_fail_paths() -> None:
+    document = machine(
+        {
+            "A": pass_(Assign={"v.$": "States.ArrayLength()"}, Next="F"),
+            "F": {"Type": "Fail", "ErrorPath": "States.Hash($.x)"},
+        }
+    )
+    problems = validate(document)
+    assert [p.pointer for p in problems] == ["/States/A/Assign/v.$", "/States/F/ErrorPath"]
 
 
 def test_payload_fields_must_stay_unique_after_stripping_dollar() -> None:

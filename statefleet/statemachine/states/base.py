@@ -21,7 +21,13 @@ from typing import Any, ClassVar
 
 from statefleet.errors import ErrorName, ExecutionError, RuntimeFailure
 from statefleet.statemachine.expressions import json_text
-from statefleet.statemachine.paths import Path, PathNotFound, ResultPathError, compile_path, set_path
+from statefleet.statemachine.paths import (
+    Path,
+    PathNotFound,
+    ResultPathError,
+    compile_path,
+    set_path,
+)
 from statefleet.statemachine.runtime import Run, Scope, StateEnv
 from statefleet.statemachine.steps import End, Failed, Next, Step
 from statefleet.statemachine.templates import (
@@ -191,9 +197,7 @@ class State:
                 if isinstance(exc, RuntimeFailure):
                     cause = self.runtime_cause(env, cause)
                 if scope.record_history:
-                    run.record(
-                        self, "FAILED", raw, None, error, cause, env.retry_count, started
-                    )
+                    run.record(self, "FAILED", raw, None, error, cause, env.retry_count, started)
                 if self.retriers and error not in _NEVER_HANDLED:
                     if retry_counts is None:
                         retry_counts = [0] * len(self.retriers)

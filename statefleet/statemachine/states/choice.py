@@ -31,9 +31,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-_TIMESTAMP = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-)
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -136,7 +134,9 @@ def compile_rule(rule: Mapping[str, Any]) -> Predicate:
         if key == "StringMatches":
             matches = _string_matcher(expected)
 
-            def string_matches(data: Any, env: StateEnv) -> bool:
+            def string_matches(
+                data: Any, env: StateEnv, matches: Callable[[str], bool] = matches
+            ) -> bool:
                 value = resolve(data, env)
                 if value is _MISSING:
                     raise resolve.invalid()
@@ -178,9 +178,7 @@ def _type_test(key: str, expected: bool, resolve: _Resolver) -> Predicate:
     return type_test
 
 
-def _comparison(
-    kind: str, op: str, expected: Any, by_path: bool, resolve: _Resolver
-) -> Predicate:
+def _comparison(kind: str, op: str, expected: Any, by_path: bool, resolve: _Resolver) -> Predicate:
     convert = _operand_converter(kind)
     compare = _compare(op)
     if by_path:

@@ -22,9 +22,12 @@ class FailState(State):
         super().__init__(name, spec, pointer, language)
         self.error: str | Expression | Path | None = None
         self.cause: str | Expression | Path | None = None
-        for field, path_field, attr in (("Error", "ErrorPath", "error"), ("Cause", "CausePath", "cause")):
+        for field, path_field, attr in (
+            ("Error", "ErrorPath", "error"),
+            ("Cause", "CausePath", "cause"),
+        ):
             value = spec.get(field)
-            if self.jsonata and is_expression(value):
+            if self.jsonata and isinstance(value, str) and is_expression(value):
                 setattr(self, attr, compile_expression(value, field))
             elif value is not None:
                 setattr(self, attr, value)

@@ -79,7 +79,7 @@ class MapState(State):
         self.item_selector: Template | None = None
         if self.jsonata:
             items = spec.get("Items")
-            if is_expression(items):
+            if isinstance(items, str) and is_expression(items):
                 self.items = compile_expression(items, "Items")
             elif items is not None:
                 self.items = compile_jsonata_template(items, "Items")
@@ -211,8 +211,9 @@ class MapState(State):
             assert isinstance(step, Failed)
             raise _ItemFailed(step.error, step.cause)
 
-        return await self._run_all(items, one, max_concurrency, tolerant, tolerated_pct,
-                                   tolerated_count)
+        return await self._run_all(
+            items, one, max_concurrency, tolerant, tolerated_pct, tolerated_count
+        )
 
     async def _run_all(
         self,

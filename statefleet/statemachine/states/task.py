@@ -31,13 +31,9 @@ class TaskState(State):
     async def execute(self, env: StateEnv, data: Any) -> Any:
         resource = env.run.resources.find(self.resource)
         if resource is None:
-            raise RuntimeFailure(
-                ErrorName.RUNTIME, f"no resource registered for {self.resource!r}"
-            )
+            raise RuntimeFailure(ErrorName.RUNTIME, f"no resource registered for {self.resource!r}")
         timeout = self._resolve_seconds(self.timeout, "TimeoutSeconds", env, data)
-        context = TaskContext(
-            env.run.execution_id, self.name, env.retry_count, env.task_token
-        )
+        context = TaskContext(env.run.execution_id, self.name, env.retry_count, env.task_token)
         try:
             if timeout is None:
                 result = await resource.call(data, context)
