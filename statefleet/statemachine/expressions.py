@@ -14,8 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jsonata
+from jsonata.utils import Utils
 
 from statefleet.errors import ErrorName, RuntimeFailure
+
+_NullValue = Utils.NullValue
 
 __all__ = ["Expression", "JSONataSyntaxError", "compile_expression", "is_expression"]
 
@@ -46,6 +49,8 @@ def to_json_value(value: Any) -> Any:
     """Turn what the JSONata library returns into plain JSON values (lists, dicts, …)."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
+    if isinstance(value, _NullValue):
+        return None
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, list):
@@ -97,6 +102,8 @@ class Expression:
         for name, function in functions.items():
             if "$" + name in source:
                 compiled.register_lambda(name, function)
+        # Keep JSON null (NULL_VALUE) apart from "undefined" (None).
+        compiled.set_output_convert_nulls(False)
         self._compiled = compiled
 
     def __repr__(self) -> str:
@@ -114,6 +121,8 @@ class Expression:
             raise self.failure(
                 f"threw an error during evaluation. {_jsonata_message(exc)}"
             ) from None
+        if raw is None:
+            raise self.failure("returned nothing (undefined).")
         try:
             return to_json_value(raw)
         except _Unsupported:

@@ -20,8 +20,8 @@ from statefleet.statemachine.runtime import (
     SystemClock,
     missing_resource_message,
 )
-from statefleet.statemachine.states.base import exceeds
-from statefleet.statemachine.states.task import PAYLOAD_LIMIT, TaskState
+from statefleet.statemachine.states.base import PAYLOAD_LIMIT, exceeds
+from statefleet.statemachine.states.task import TaskState
 from statefleet.statemachine.steps import End, Failed, Parked
 
 __all__ = ["RunResult", "StateMachine"]

@@ -1372,7 +1372,8 @@ ASL_KEYS = [
 ASL_STRINGS = [
     "$", "$.a", "$$.x", "$a", "$.a[", "{% $x %}", "{% ( %}", "{%%}", "States.ALL",
     "States.Format('{}', $.a)", "States.Format(", "2016-03-14T01:59:00Z", "JSONPath",
-    "JSONata", "A", "B", "DISTRIBUTED", "",
+    "JSONata", "A", "B", "DISTRIBUTED", "", "Pass", "Task", "Choice", "Wait", "Succeed", "Fail",
+    "Parallel", "Map",
 ]  # fmt: skip
 
 scalars = (

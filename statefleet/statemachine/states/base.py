@@ -46,6 +46,9 @@ _NEVER_HANDLED = frozenset({ErrorName.RUNTIME.value})
 
 _UNSET: Any = object()
 
+#: AWS's limit on a state's input or output, in bytes.
+PAYLOAD_LIMIT = 256 * 1024
+
 
 def error_matches(names: tuple[str, ...], error: str) -> bool:
     """Does a Retry/Catch ``ErrorEquals`` list match ``error``?"""
@@ -273,6 +276,8 @@ class State:
             data = {} if input_path is None else self._select(input_path, raw, env)
         if self.parameters is not None:
             data = self.parameters.evaluate(data, env)
+            if exceeds(data, PAYLOAD_LIMIT):
+                raise self._too_large("has an input")
         result = await self.execute(env, data)
         if self.result_selector is not None:
             result = self.result_selector.evaluate(result, env)
@@ -287,18 +292,31 @@ class State:
         output_path = self.output_path
         if output_path is not _UNSET:
             output = {} if output_path is None else self._select(output_path, output, env)
+        if exceeds(output, PAYLOAD_LIMIT):
+            raise self._too_large("returned a result")
         return output, assigned
 
     async def _attempt_jsonata(self, env: StateEnv, raw: Any) -> tuple[Any, Any]:
         data = raw
         if self.arguments is not None:
             data = self.arguments.evaluate(raw, env)
+            if exceeds(data, PAYLOAD_LIMIT):
+                raise self._too_large("has an input")
         result = await self.execute(env, data)
         states = env.states()
         states["result"] = result
         assigned = self.assign.evaluate(raw, env) if self.assign is not None else None
         output = self.output.evaluate(raw, env) if self.output is not None else result
+        if exceeds(output, PAYLOAD_LIMIT):
+            raise self._too_large("returned a result")
         return output, assigned
+
+    def _too_large(self, what: str) -> ExecutionError:
+        return ExecutionError(
+            ErrorName.DATA_LIMIT_EXCEEDED,
+            f"The state/task '{self.name}' {what} with a size exceeding the maximum number "
+            "of bytes service limit.",
+        )
 
     def _select(self, path: Path, data: Any, env: StateEnv) -> Any:
         try:
@@ -372,6 +390,19 @@ def exceeds(value: Any, limit: int) -> bool:
         if upper > limit:
             return data_size(value) > limit
     return False
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts and lists are copied; scalars are immutable)."""
+    if type(value) is dict:
+        return {k: json_copy(v) if type(v) in (dict, list) else v for k, v in value.items()}
+    if type(value) is list:
+        return [json_copy(v) if type(v) in (dict, list) else v for v in value]
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_copy(v) for v in value]
+    return value
 
 
 def data_size(value: Any) -> int:

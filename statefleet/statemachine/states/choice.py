@@ -82,7 +82,9 @@ _OPS = ("Equals", "LessThanEquals", "GreaterThanEquals", "LessThan", "GreaterTha
 
 def _operand_converter(kind: str) -> Callable[[Any], Any]:
     if kind == "String":
-        return lambda v: v if isinstance(v, str) else _MISSING
+        # Java's compareTo orders UTF-16 code units (AWS: "see the Java compareTo
+        # documentation"); comparing UTF-16-BE bytes gives exactly that order.
+        return lambda v: v.encode("utf-16-be", "surrogatepass") if isinstance(v, str) else _MISSING
     if kind == "Numeric":
         return lambda v: v if _is_number(v) else _MISSING
     if kind == "Boolean":

@@ -10,10 +10,7 @@ from statefleet.errors import ErrorName, ExecutionError, RuntimeFailure, TaskErr
 from statefleet.statemachine.expressions import Expression, compile_expression, is_expression
 from statefleet.statemachine.paths import Path, PathNotFound, compile_path
 from statefleet.statemachine.runtime import StateEnv, TaskContext
-from statefleet.statemachine.states.base import State, exceeds
-
-#: AWS's limit on a state's input or output, in bytes.
-PAYLOAD_LIMIT = 256 * 1024
+from statefleet.statemachine.states.base import PAYLOAD_LIMIT, State, exceeds, json_copy
 
 
 class TaskState(State):
@@ -34,12 +31,15 @@ class TaskState(State):
             raise RuntimeFailure(ErrorName.RUNTIME, f"no resource registered for {self.resource!r}")
         timeout = self._resolve_seconds(self.timeout, "TimeoutSeconds", env, data)
         context = TaskContext(env.run.execution_id, self.name, env.retry_count, env.task_token)
+        # A task sees a copy of its payload, and its result is copied, as on AWS where
+        # both cross the wire: a callable that mutates either cannot corrupt the execution.
+        payload = json_copy(data)
         try:
             if timeout is None:
-                result = await resource.call(data, context)
+                result = await resource.call(payload, context)
             else:
                 async with asyncio.timeout(timeout):
-                    result = await resource.call(data, context)
+                    result = await resource.call(payload, context)
         except ExecutionError:
             raise
         except TimeoutError:
@@ -54,7 +54,7 @@ class TaskState(State):
                 f"The state/task '{self.service}' returned a result with a size exceeding "
                 "the maximum number of bytes service limit.",
             )
-        return result
+        return json_copy(result)
 
     def _resolve_seconds(
         self, value: int | Path | Expression | None, field: str, env: StateEnv, data: Any
