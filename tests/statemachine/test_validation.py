@@ -73,8 +73,8 @@ def test_minimal_definition_is_valid() -> None:
     assert_valid(single(pass_()))
 
 
-def test_full_jsonpath_definition_is_valid() -> None:
-    document = {
+def full_jsonpath_definition() -> dict[str, Any]:
+    return {
         "Comment": "everything JSONPath",
         "Version": "1.0",
         "TimeoutSeconds": 300,
@@ -156,11 +156,14 @@ def test_full_jsonpath_definition_is_valid() -> None:
             "Done": {"Type": "Succeed", "OutputPath": "$.results"},
         },
     }
-    assert_valid(document)
 
 
-def test_full_jsonata_definition_is_valid() -> None:
-    document = {
+def test_full_jsonpath_definition_is_valid() -> None:
+    assert_valid(full_jsonpath_definition())
+
+
+def full_jsonata_definition() -> dict[str, Any]:
+    return {
         "QueryLanguage": "JSONata",
         "StartAt": "Call",
         "States": {
@@ -207,7 +210,10 @@ def test_full_jsonata_definition_is_valid() -> None:
             "Done": {"Type": "Succeed", "Output": "{% $states.input %}"},
         },
     }
-    assert_valid(document)
+
+
+def test_full_jsonata_definition_is_valid() -> None:
+    assert_valid(full_jsonata_definition())
 
 
 def test_distributed_map_is_valid() -> None:
@@ -1420,3 +1426,34 @@ def test_validate_never_raises_on_near_definitions(
     problems = validate(document)
     pointers = [p.pointer for p in problems]
     assert all(pointer == "" or pointer.startswith("/") for pointer in pointers)
+
+
+def _containers(document: Any) -> list[Any]:
+    found: list[Any] = []
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict) and value:
+            found.append(value)
+            stack.extend(value.values())
+        elif isinstance(value, list) and value:
+            found.append(value)
+            stack.extend(value)
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_validate_never_raises_on_mutated_definitions(data: st.DataObject) -> None:
+    """Replace or add a few values anywhere in valid definitions; validate must still answer."""
+    document = data.draw(st.sampled_from([full_jsonpath_definition, full_jsonata_definition]))()
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        container = data.draw(st.sampled_from(_containers(document)))
+        if isinstance(container, dict):
+            key = data.draw(st.sampled_from(list(container)) | keys)
+            container[key] = data.draw(json_values)
+        else:
+            index = data.draw(st.integers(min_value=0, max_value=len(container) - 1))
+            container[index] = data.draw(json_values)
+    problems = validate(document)
+    assert all(isinstance(p, Problem) for p in problems)
