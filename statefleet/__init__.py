@@ -1,22 +1,41 @@
 """statefleet: Amazon States Language state machines over many entities at once."""
 
+from statefleet.app import App
 from statefleet.errors import (
+    ChainingError,
     DefinitionError,
     ExecutionError,
+    NotFoundError,
     ResourceNotFoundError,
+    StaleExecutionError,
     StatefleetError,
     TaskError,
 )
+from statefleet.settings import Settings
+from statefleet.statemachine.batch import Batch, BatchOptions
 from statefleet.statemachine.machine import RunResult, StateMachine
+from statefleet.statemachine.persistent import PersistentStateMachine
+from statefleet.statemachine.protocols import ExecutionFilter
 from statefleet.statemachine.runtime import TaskContext
+from statefleet.store import open_store
 
 __all__ = [
+    "App",
+    "Batch",
+    "BatchOptions",
+    "ChainingError",
     "DefinitionError",
     "ExecutionError",
+    "ExecutionFilter",
+    "NotFoundError",
+    "PersistentStateMachine",
     "ResourceNotFoundError",
     "RunResult",
+    "Settings",
+    "StaleExecutionError",
     "StateMachine",
     "StatefleetError",
     "TaskContext",
     "TaskError",
+    "open_store",
 ]

@@ -22,6 +22,8 @@ from tests.services import PostgresServer, RedisServer, start_postgres, start_re
 
 TEST_DATABASE = "statefleet_test"
 
+pytest_plugins = ["tests.store_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:

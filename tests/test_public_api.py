@@ -10,14 +10,24 @@ import statefleet
 ROOT = Path(__file__).resolve().parents[1]
 
 EXPECTED = [
+    "App",
+    "Batch",
+    "BatchOptions",
+    "ChainingError",
     "DefinitionError",
     "ExecutionError",
+    "ExecutionFilter",
+    "NotFoundError",
+    "PersistentStateMachine",
     "ResourceNotFoundError",
     "RunResult",
+    "Settings",
+    "StaleExecutionError",
     "StateMachine",
     "StatefleetError",
     "TaskContext",
     "TaskError",
+    "open_store",
 ]
 
 

@@ -1,0 +1,54 @@
+"""Configuration: ``STATEFLEET_*`` environment variables and a ``.env`` file.
+
+The defaults run the embedded mode with no services: a SQLite file in the current
+directory and no Redis (local mode). Setting a Redis URL turns the queue on; the
+common ``REDIS_URL``, ``REDIS_ADDR``, ``REDIS_HOST``/``REDIS_PORT``/``REDIS_PASSWORD``/
+``REDIS_DB`` variables are understood too.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./statefleet.db"
+
+
+class Settings(BaseSettings):
+    """Everything statefleet reads from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STATEFLEET_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; set to run batches on the arq queue."
+    )
+    queue_prefix: str = Field(default="statefleet", description="Prefix of every Redis key.")
+    lease_seconds: float = Field(default=60.0, gt=0, description="Execution lease length.")
+    concurrency: int = Field(default=64, gt=0, description="Default batch concurrency.")
+
+    def resolved_redis_url(self) -> str | None:
+        """The Redis URL from STATEFLEET_REDIS_URL, else from the common REDIS_* variables."""
+        if self.redis_url:
+            return self.redis_url
+        env = os.environ
+        if env.get("REDIS_URL"):
+            return env["REDIS_URL"]
+        host = env.get("REDIS_HOST")
+        port = env.get("REDIS_PORT", "6379")
+        if env.get("REDIS_ADDR"):
+            host, _, addr_port = env["REDIS_ADDR"].partition(":")
+            port = addr_port or port
+        if not host:
+            return None
+        password = env.get("REDIS_PASSWORD")
+        auth = f":{password}@" if password else ""
+        return f"redis://{auth}{host}:{port}/{env.get('REDIS_DB', '0')}"

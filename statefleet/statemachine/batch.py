@@ -1,0 +1,492 @@
+"""Batches: many executions of one machine, created together and run with bounded concurrency.
+
+A batch has a producer and a dispatcher. The producer streams its sources (source
+executions of a filter, for ``execute_batch``; the given inputs, for ``execute_bulk``),
+creates the executions in bulk, a chunk per transaction, and hands them to the
+dispatcher. The local dispatcher advances them as asyncio tasks in this process; the
+queue dispatcher (distributed mode) enqueues one job per execution instead.
+
+Nothing is accumulated in memory: sources are streamed, executions created a chunk at
+a time, and results read back from the store.
+
+Execution names are deterministic (``<prefix><source id>`` for a chain,
+``<prefix><index>`` for bulk inputs), so running a batch again under the same name
+resumes it without creating or chaining anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from statefleet.errors import StatefleetError
+from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
+from statefleet.statemachine.protocols import (
+    BatchRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    LinkRecord,
+    new_id,
+)
+
+if TYPE_CHECKING:
+    from statefleet.statemachine.persistent import PersistentStateMachine
+
+__all__ = ["Batch", "BatchOptions", "BatchStatus", "priority_name"]
+
+logger = logging.getLogger(__name__)
+
+S = ExecutionStatus
+
+
+class BatchStatus(StrEnum):
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    ABORTED = "ABORTED"
+
+
+PRIORITIES = ("low", "default", "critical")
+
+
+def priority_name(priority: str | int) -> str:
+    """``critical``/``default``/``low``, or a number 0-10 (0-3 low, 4-7 default, 8-10 critical)."""
+    if isinstance(priority, bool):
+        raise ValueError(f"priority must be a name or a number 0-10, not {priority!r}")
+    if isinstance(priority, int):
+        if not 0 <= priority <= 10:
+            raise ValueError(f"priority number must be between 0 and 10, got {priority}")
+        return "low" if priority <= 3 else "default" if priority <= 7 else "critical"
+    if priority not in PRIORITIES:
+        raise ValueError(
+            f"priority must be one of {', '.join(PRIORITIES)} or 0-10, not {priority!r}"
+        )
+    return priority
+
+
+Callback = Callable[["Batch"], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOptions:
+    """How a batch runs. Every field has a sane default."""
+
+    #: A batch name is idempotent: starting a batch whose name exists resumes it.
+    name: str | None = None
+    #: Prefix of the executions' names (default: the batch name and a dash).
+    name_prefix: str | None = None
+    #: Executions running at once (local mode) — the bound holds at every moment.
+    concurrency: int = 64
+    #: Start no new execution after the first failure; running ones finish.
+    stop_on_error: bool = False
+    on_start: Callback | None = None
+    on_complete: Callback | None = None
+    #: Queue priority in distributed mode: critical/default/low or 0-10.
+    priority: str | int = "default"
+    #: Past this share (0-100) or number of failed executions the batch stops, FAILED.
+    tolerated_failure_percentage: float | None = None
+    tolerated_failure_count: int | None = None
+    #: Executions created per transaction.
+    chunk_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        pct = self.tolerated_failure_percentage
+        if pct is not None and not 0 <= pct <= 100:
+            raise ValueError(f"tolerated_failure_percentage must be 0-100, got {pct}")
+        count = self.tolerated_failure_count
+        if count is not None and count < 0:
+            raise ValueError(f"tolerated_failure_count must be >= 0, got {count}")
+        priority_name(self.priority)
+
+    def as_record(self) -> dict[str, Any]:
+        """The JSON-ready options stored with the batch (callbacks left out)."""
+        out = asdict(self)
+        out.pop("on_start")
+        out.pop("on_complete")
+        return out
+
+
+@dataclass(slots=True)
+class _Counters:
+    created: int = 0
+    running: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def ended(self, status: str) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    @property
+    def failed(self) -> int:
+        return sum(n for s, n in self.by_status.items() if s != S.SUCCEEDED)
+
+    @property
+    def done(self) -> int:
+        return sum(self.by_status.values())
+
+
+class Batch:
+    """A handle on a running (or finished) batch."""
+
+    def __init__(self, machine: PersistentStateMachine, record: BatchRecord) -> None:
+        self.machine = machine
+        self.record = record
+        self.counters = _Counters()
+        self._task: asyncio.Task[BatchRecord] | None = None
+        self._stopping: str | None = None
+        self._cancelled = False
+
+    def __repr__(self) -> str:
+        return f"<Batch {self.name!r} {self.status}>"
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def done(self) -> bool:
+        return self.record.status != BatchStatus.RUNNING
+
+    async def counts(self) -> dict[str, int]:
+        """Executions of this batch by status, as the store has them now."""
+        return await self.machine.store.count_by_status(ExecutionFilter(batch_id=self.id))
+
+    async def wait(self) -> BatchRecord:
+        """Wait until the batch has ended; return its final record."""
+        if self._task is not None:
+            return await asyncio.shield(self._task)
+        while True:
+            record = await self.machine.store.get_batch(self.id)
+            if record is not None:
+                self.record = record
+                if record.status != BatchStatus.RUNNING:
+                    return record
+            await asyncio.sleep(0.2)
+
+    async def cancel(self, cause: str = "batch cancelled") -> None:
+        """Start nothing more; executions not yet ended end ABORTED at their next checkpoint."""
+        self._cancelled = True
+        self._stopping = cause
+        await self.machine.store.abort_executions(
+            batch_id=self.id, error="States.Aborted", cause=cause, now=_now()
+        )
+        if self._task is None:
+            await self.machine.store.update_batch(
+                self.id, status=BatchStatus.ABORTED, stop_reason=cause, finished_at=_now()
+            )
+            self.record.status = BatchStatus.ABORTED
+
+    async def results(self, *, page_size: int = 1000) -> AsyncIterator[ExecutionRecord]:
+        """The ended executions of this batch, streamed from the store (constant memory)."""
+        statuses = tuple(s.value for s in TERMINAL)
+        async for record in self.machine.store.stream_executions(
+            ExecutionFilter(batch_id=self.id, status=statuses), page_size=page_size
+        ):
+            yield record
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _call(callback: Callback | None, batch: Batch) -> None:
+    if callback is None:
+        return
+    result = callback(batch)
+    if inspect.isawaitable(result):
+        await result
+
+
+# ------------------------------------------------------------------------ sources
+
+Prepared = tuple[ExecutionRecord, LinkRecord | None]
+Source = AsyncIterator[list[Prepared]]
+
+
+async def _aiter(inputs: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(inputs, AsyncIterable):
+        async for item in inputs:
+            yield item
+    else:
+        for item in inputs:
+            yield item
+
+
+async def bulk_source(
+    machine: PersistentStateMachine,
+    batch: Batch,
+    inputs: Iterable[Any] | AsyncIterable[Any],
+    prefix: str,
+    chunk_size: int,
+    skip: int,
+) -> Source:
+    """Chunks of new executions, one per input; the first ``skip`` inputs exist already."""
+    chunk: list[Prepared] = []
+    index = -1
+    async for value in _aiter(inputs):
+        index += 1
+        if index < skip:
+            continue
+        record = machine.new_execution(
+            value, name=f"{prefix}{index:08d}", batch_id=batch.id, owner=machine.owner
+        )
+        record.status = S.QUEUED
+        chunk.append((record, None))
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def chain_source(
+    machine: PersistentStateMachine,
+    batch: Batch,
+    filter: ExecutionFilter,
+    source_state: str | None,
+    transformer: str | None,
+    unique: bool,
+    prefix: str,
+    chunk_size: int,
+) -> Source:
+    """Chunks of new executions chained from the sources the filter selects."""
+    store = machine.store
+    # Only sources older than the batch: never the batch's own new executions.
+    filter = replace(filter, limit=None, before=batch.id)
+    if unique:
+        sources = store.stream_unlinked(
+            filter,
+            target_machine_id=machine.machine_id,
+            source_state=source_state,
+            transformer=transformer,
+        )
+    else:
+        sources = store.stream_unlinked(
+            filter,
+            target_machine_id=machine.machine_id,
+            source_state=source_state,
+            transformer=transformer,
+            batch_id=batch.id,
+        )
+    chunk: list[Prepared] = []
+    async for source in sources:
+        value = await machine.chained_input(source, source_state, transformer)
+        record = machine.new_execution(
+            value, name=f"{prefix}{source.id}", batch_id=batch.id, owner=machine.owner
+        )
+        record.status = S.QUEUED
+        chunk.append((record, machine.link(source, source_state, transformer, record.id)))
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# ------------------------------------------------------------------------ running
+
+
+class LocalRunner:
+    """Runs a batch in this process: a producer and ``concurrency`` asyncio workers."""
+
+    def __init__(self, machine: PersistentStateMachine, batch: Batch, options: BatchOptions):
+        self.machine = machine
+        self.batch = batch
+        self.options = options
+        self.queue: asyncio.Queue[ExecutionRecord | None] = asyncio.Queue(
+            maxsize=options.concurrency * 2
+        )
+        self.leftover: list[str] = []
+
+    def _stop(self, reason: str) -> None:
+        if self.batch._stopping is None:
+            self.batch._stopping = reason
+            logger.info("batch %s stops: %s", self.batch.id, reason)
+
+    def _account(self, record: ExecutionRecord) -> None:
+        counters = self.batch.counters
+        counters.ended(record.status)
+        if record.status == S.SUCCEEDED:
+            return
+        options = self.options
+        if options.stop_on_error:
+            self._stop(f"stop_on_error: execution {record.name} ended {record.status}")
+        failed = counters.failed
+        if options.tolerated_failure_count is not None and failed > options.tolerated_failure_count:
+            self._stop(
+                f"{failed} failed executions exceed the tolerated failure count "
+                f"{options.tolerated_failure_count}"
+            )
+        pct = options.tolerated_failure_percentage
+        if pct is not None and counters.created and failed * 100.0 / counters.created > pct:
+            self._stop(
+                f"{failed} failed of {counters.created} exceeds the tolerated failure "
+                f"percentage {pct}"
+            )
+
+    async def worker(self) -> None:
+        machine = self.machine
+        counters = self.batch.counters
+        while True:
+            record = await self.queue.get()
+            if record is None:
+                return
+            if self.batch._stopping is not None:
+                self.leftover.append(record.id)
+                continue
+            counters.running += 1
+            try:
+                result = await machine.advance(record)
+            except StatefleetError:
+                logger.exception("execution %s could not run", record.id)
+                result = await machine.get(record.id)
+            finally:
+                counters.running -= 1
+            self._account(result)
+
+    async def produce(self, source: Source) -> None:
+        store = self.machine.store
+        counters = self.batch.counters
+        async for chunk in source:
+            if self.batch._stopping is not None:
+                break
+            records = [record for record, _ in chunk]
+            links = [link for _, link in chunk if link is not None]
+            await store.create_executions(records, links)
+            counters.created += len(records)
+            for record in records:
+                await self.queue.put(record)
+
+    async def resume_existing(self) -> None:
+        """Claim and run the executions of this batch that exist but have not ended."""
+        machine = self.machine
+        statuses = (S.QUEUED.value, S.RUNNING.value, S.WAITING.value)
+        pending = [
+            r.id
+            async for r in machine.store.stream_executions(
+                ExecutionFilter(batch_id=self.batch.id, status=statuses)
+            )
+        ]
+        for execution_id in pending:
+            claimed = await machine.claim(execution_id)
+            if claimed is not None:
+                await self.queue.put(claimed)
+
+    async def run(self, source: Source, resume: bool) -> None:
+        workers = [asyncio.create_task(self.worker()) for _ in range(self.options.concurrency)]
+        try:
+            if resume:
+                await self.resume_existing()
+            await self.produce(source)
+        finally:
+            for _ in workers:
+                await self.queue.put(None)
+            await asyncio.gather(*workers, return_exceptions=True)
+        if self.leftover:
+            await self.machine.store.abort_executions(
+                execution_ids=self.leftover,
+                error="States.Aborted",
+                cause=f"not started: {self.batch._stopping}",
+                now=_now(),
+            )
+
+
+async def run_batch(
+    machine: PersistentStateMachine,
+    options: BatchOptions,
+    make_source: Callable[[Batch, str, int], Source],
+    kind: dict[str, Any],
+) -> Batch:
+    """Create (or resume, by name) a batch and start it; return its handle at once."""
+    store = machine.store
+    name = options.name or f"batch-{new_id()}"
+    existing = await store.get_batch_by_name(machine.machine_id, name)
+    resume = existing is not None
+    if existing is None:
+        record = await store.create_batch(
+            BatchRecord(
+                id=new_id(),
+                state_machine_id=machine.machine_id,
+                name=name,
+                status=BatchStatus.RUNNING,
+                options={**options.as_record(), "name": name, **kind},
+                created_at=_now(),
+            )
+        )
+    else:
+        record = existing
+        if record.status != BatchStatus.RUNNING:
+            await store.update_batch(record.id, status=BatchStatus.RUNNING, finished_at=None)
+            record.status = BatchStatus.RUNNING
+    batch = Batch(machine, record)
+    prefix = options.name_prefix if options.name_prefix is not None else f"{name}-"
+    skip = await store.count_executions(ExecutionFilter(batch_id=record.id)) if resume else 0
+    source = make_source(batch, prefix, skip)
+    batch._task = asyncio.create_task(_drive(machine, batch, options, source, resume))
+    return batch
+
+
+async def _drive(
+    machine: PersistentStateMachine,
+    batch: Batch,
+    options: BatchOptions,
+    source: Source,
+    resume: bool,
+) -> BatchRecord:
+    store = machine.store
+    await _call(options.on_start, batch)
+    dispatcher = machine.get_queue_client()
+    try:
+        if dispatcher is None:
+            await LocalRunner(machine, batch, options).run(source, resume)
+        else:  # pragma: no cover - distributed mode arrives with the queue
+            await dispatcher.run_batch(machine, batch, options, source, resume)
+    except BaseException as exc:
+        reason = f"batch crashed: {type(exc).__name__}: {exc}"
+        await store.update_batch(
+            batch.id, status=BatchStatus.FAILED, stop_reason=reason, finished_at=_now()
+        )
+        batch.record.status = BatchStatus.FAILED
+        batch.record.stop_reason = reason
+        raise
+    counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+    total = sum(counts.values())
+    if batch._cancelled:
+        status = BatchStatus.ABORTED
+    elif batch._stopping is not None:
+        status = BatchStatus.FAILED
+    else:
+        status = BatchStatus.SUCCEEDED
+    finished = _now()
+    await store.update_batch(
+        batch.id,
+        status=status,
+        total=total,
+        counters=counts,
+        stop_reason=batch._stopping,
+        finished_at=finished,
+    )
+    batch.record.status = status
+    batch.record.total = total
+    batch.record.counters = counts
+    batch.record.stop_reason = batch._stopping
+    batch.record.finished_at = finished
+    await _call(options.on_complete, batch)
+    return batch.record

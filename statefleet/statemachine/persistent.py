@@ -1,0 +1,773 @@
+"""``PersistentStateMachine``: executions that survive crashes, chained over the store.
+
+An execution advances state by state. After each step its row is checkpointed —
+current state, the effective data, variables and the new history rows in one
+transaction — guarded by the row's version and the runner's lease, so a stale
+runner can never overwrite a newer one and a state is never advanced twice.
+States without side effects (Pass, Choice) are folded into the next checkpoint;
+on a resume they simply run again.
+
+Checkpoints of executions running concurrently in one process are grouped into
+shared transactions by :class:`CheckpointWriter` (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import inspect
+import logging
+import os
+import socket
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from statefleet.errors import (
+    ChainingError,
+    ErrorName,
+    NotFoundError,
+    StaleExecutionError,
+)
+from statefleet.statemachine.batch import (
+    Batch,
+    BatchOptions,
+    bulk_source,
+    chain_source,
+    run_batch,
+)
+from statefleet.statemachine.definition import Machine
+from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus, check_move
+from statefleet.statemachine.machine import StateMachine
+from statefleet.statemachine.protocols import (
+    BatchRecord,
+    Checkpoint,
+    DefinitionRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    HistoryRecord,
+    LinkRecord,
+    Store,
+    new_id,
+)
+from statefleet.statemachine.runtime import (
+    Clock,
+    HistoryEvent,
+    ResourceRegistry,
+    Run,
+    Scope,
+    SystemClock,
+)
+from statefleet.statemachine.steps import End, Failed, Next, Parked
+
+__all__ = ["CheckpointWriter", "PersistentStateMachine", "default_owner"]
+
+logger = logging.getLogger(__name__)
+
+S = ExecutionStatus
+
+#: State types whose step has no effect outside the execution: folded into the next
+#: checkpoint (they run again on a resume, with the same result).
+FOLDABLE = frozenset({"Pass", "Choice"})
+
+DEFAULT_LEASE_SECONDS = 60.0
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this process: host:pid:random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class CheckpointWriter:
+    """Groups the checkpoints of concurrently running executions into shared transactions.
+
+    ``write`` returns once the checkpoint is committed (True) or refused as stale
+    (False). While one transaction is in flight the next checkpoints queue up and go
+    together in the following one, so a process running many executions commits
+    hundreds of checkpoints per transaction, and a single execution pays no delay.
+    """
+
+    def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._pending: list[tuple[Checkpoint, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, checkpoint: Checkpoint) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((checkpoint, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                results = await self._store.write_checkpoints([cp for cp, _ in batch])
+            except BaseException as exc:  # hand the failure to every waiter
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), applied in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(applied)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What the runner knows of its execution row between checkpoints."""
+
+    record: ExecutionRecord
+    row_version: int
+    history_seq: int
+    pending: list[HistoryEvent]
+
+
+class PersistentStateMachine:
+    """A state machine whose executions are persisted in a :class:`Store`."""
+
+    def __init__(
+        self,
+        machine_id: str,
+        statemachine: StateMachine,
+        store: Store,
+        *,
+        resources: Mapping[str, Callable[..., Any]] | ResourceRegistry | None = None,
+        transformers: Mapping[str, Callable[..., Any]] | None = None,
+        clock: Clock | None = None,
+        owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        writer: CheckpointWriter | None = None,
+    ) -> None:
+        self.machine_id = machine_id
+        self.statemachine = statemachine
+        self.store = store
+        self.resources = (
+            resources if isinstance(resources, ResourceRegistry) else ResourceRegistry(resources)
+        )
+        self.transformers: dict[str, Callable[..., Any]] = dict(transformers or {})
+        self.clock = clock or SystemClock()
+        self.owner = owner or default_owner()
+        self.lease_seconds = lease_seconds
+        self.writer = writer or CheckpointWriter(store)
+        self._versions: dict[str, StateMachine] = {statemachine.version: statemachine}
+        self._queue_client: Any = None
+
+    # ---------------------------------------------------------------- creation
+
+    @classmethod
+    async def create(
+        cls,
+        definition: Any,
+        *,
+        machine_id: str,
+        store: Store,
+        name: str | None = None,
+        resources: Mapping[str, Callable[..., Any]] | ResourceRegistry | None = None,
+        transformers: Mapping[str, Callable[..., Any]] | None = None,
+        **options: Any,
+    ) -> PersistentStateMachine:
+        """Validate ``definition``, save it under ``machine_id`` (a new version if it
+        changed) and return the machine. Raises ``DefinitionError`` listing every problem."""
+        statemachine = StateMachine.from_definition(definition, name=machine_id)
+        await store.save_definition(
+            DefinitionRecord(
+                id=machine_id,
+                name=name or machine_id,
+                version=statemachine.version,
+                definition=statemachine.document,
+            )
+        )
+        return cls(
+            machine_id,
+            statemachine,
+            store,
+            resources=resources,
+            transformers=transformers,
+            **options,
+        )
+
+    @classmethod
+    async def load(
+        cls,
+        machine_id: str,
+        *,
+        store: Store,
+        version: str | None = None,
+        resources: Mapping[str, Callable[..., Any]] | ResourceRegistry | None = None,
+        transformers: Mapping[str, Callable[..., Any]] | None = None,
+        **options: Any,
+    ) -> PersistentStateMachine:
+        """The machine as saved in the store (its latest version unless one is named)."""
+        record = await store.get_definition(machine_id, version)
+        if record is None:
+            which = f" version {version}" if version else ""
+            raise NotFoundError(f"no state machine {machine_id!r}{which} in the store")
+        statemachine = StateMachine.from_definition(record.definition, name=machine_id)
+        return cls(
+            machine_id,
+            statemachine,
+            store,
+            resources=resources,
+            transformers=transformers,
+            **options,
+        )
+
+    @property
+    def version(self) -> str:
+        return self.statemachine.version
+
+    def set_queue_client(self, client: Any) -> None:
+        """Attach a queue client (distributed mode); ``None`` returns to local mode."""
+        self._queue_client = client
+
+    def get_queue_client(self) -> Any:
+        return self._queue_client
+
+    # ---------------------------------------------------------------- reading
+
+    async def get(self, execution_id: str) -> ExecutionRecord:
+        record = await self.store.get_execution(execution_id)
+        if record is None:
+            raise NotFoundError(f"no execution {execution_id!r}")
+        return record
+
+    async def list(self, filter: ExecutionFilter | None = None) -> builtins.list[ExecutionRecord]:
+        return await self.store.list_executions(self._own(filter))
+
+    async def count(self, filter: ExecutionFilter | None = None) -> int:
+        return await self.store.count_executions(self._own(filter))
+
+    async def history(self, execution_id: str) -> builtins.list[HistoryRecord]:
+        return await self.store.history(execution_id)
+
+    def _own(self, filter: ExecutionFilter | None) -> ExecutionFilter:
+        if filter is None:
+            return ExecutionFilter(state_machine_id=self.machine_id)
+        if filter.state_machine_id is None:
+            from dataclasses import replace
+
+            return replace(filter, state_machine_id=self.machine_id)
+        return filter
+
+    # ---------------------------------------------------------------- running
+
+    async def execute(
+        self,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        source_execution: str | None = None,
+        source_state: str | None = None,
+        transformer: str | None = None,
+    ) -> ExecutionRecord:
+        """Create an execution, run it to its end in this process and return its record.
+
+        With ``source_execution`` the input comes from that execution's output (or from
+        the output of its state ``source_state``), passed through the named input
+        ``transformer``; the two executions are linked.
+        """
+        self.statemachine.check_resources(self.resources)
+        link = None
+        if source_execution is not None:
+            source = await self.get_source(source_execution)
+            input = await self.chained_input(source, source_state, transformer)
+            link = self.link(source, source_state, transformer, "")
+        elif source_state is not None or transformer is not None:
+            raise ChainingError("source_state and transformer need a source_execution")
+        record = self.new_execution(input, name=name, owner=self.owner)
+        if link is not None:
+            link.target_execution_id = record.id
+        await self.store.create_executions([record], [link] if link else [])
+        return await self.advance(record)
+
+    def new_execution(
+        self,
+        input: Any,
+        *,
+        name: str | None = None,
+        batch_id: str | None = None,
+        owner: str | None = None,
+    ) -> ExecutionRecord:
+        """A new execution row (not yet saved). With ``owner`` it starts RUNNING and
+        leased to that owner, ready for :meth:`advance`; without, QUEUED."""
+        now = utc(self.clock.now())
+        execution_id = new_id()
+        return ExecutionRecord(
+            id=execution_id,
+            state_machine_id=self.machine_id,
+            version=self.version,
+            name=name or execution_id,
+            status=S.RUNNING if owner else S.QUEUED,
+            input=input,
+            batch_id=batch_id,
+            current_state=None,
+            data=None,
+            variables={},
+            started_at=now if owner else None,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=self.lease_seconds) if owner else None,
+            row_version=0,
+            history_seq=0,
+            created_at=now,
+            updated_at=now,
+        )
+
+    async def get_source(self, execution_id: str) -> ExecutionRecord:
+        source = await self.store.get_execution(execution_id)
+        if source is None:
+            raise ChainingError(f"source execution {execution_id!r} does not exist")
+        return source
+
+    async def chained_input(
+        self, source: ExecutionRecord, source_state: str | None, transformer: str | None
+    ) -> Any:
+        """The input a chained execution takes from ``source``."""
+        if source_state is None:
+            if source.status != S.SUCCEEDED:
+                raise ChainingError(
+                    f"source execution {source.id!r} is {source.status}, not SUCCEEDED: "
+                    "it has no output to chain from (name a source_state to use a state's output)"
+                )
+            value = source.output
+        else:
+            found, value = await self.store.state_output(source.id, source_state)
+            if not found:
+                raise ChainingError(
+                    f"source execution {source.id!r} has no output of state {source_state!r}"
+                )
+        if transformer is not None:
+            function = self.transformers.get(transformer)
+            if function is None:
+                known = ", ".join(sorted(self.transformers)) or "none"
+                raise ChainingError(f"no input transformer {transformer!r} (registered: {known})")
+            value = function(value)
+            if inspect.isawaitable(value):
+                value = await value
+        return value
+
+    def link(
+        self,
+        source: ExecutionRecord,
+        source_state: str | None,
+        transformer: str | None,
+        target_id: str,
+    ) -> LinkRecord:
+        return LinkRecord(
+            source_execution_id=source.id,
+            source_machine_id=source.state_machine_id,
+            source_state=source_state,
+            transformer=transformer,
+            target_execution_id=target_id,
+            target_machine_id=self.machine_id,
+            created_at=utc(self.clock.now()),
+        )
+
+    async def resume(self, execution_id: str) -> ExecutionRecord:
+        """Continue an execution from its last checkpoint (after a crash, or a QUEUED one)."""
+        record = await self.get(execution_id)
+        if record.status in TERMINAL:
+            return record
+        claimed = await self.claim(execution_id)
+        if claimed is None:
+            raise StaleExecutionError(
+                f"execution {execution_id!r} is leased to {record.lease_owner!r} "
+                f"until {record.lease_expires_at}; it cannot be resumed now"
+            )
+        return await self.advance(claimed)
+
+    async def claim(self, execution_id: str) -> ExecutionRecord | None:
+        now = self.clock.now()
+        return await self.store.claim(
+            execution_id,
+            self.owner,
+            utc(now + self.lease_seconds),
+            utc(now),
+        )
+
+    async def redrive(self, execution_id: str) -> ExecutionRecord:
+        """Run a FAILED, TIMED_OUT or ABORTED execution again from the state that failed,
+        keeping its history and the results of the states that succeeded."""
+        record = await self.get(execution_id)
+        check_move(record.status, S.RUNNING, redrive=True)
+        now = self.clock.now()
+        applied = await self.writer.write(
+            Checkpoint(
+                execution_id=record.id,
+                expected_version=record.row_version,
+                owner=None,
+                status=S.RUNNING,
+                current_state=record.current_state,
+                data=record.data,
+                variables=record.variables,
+                lease_expires_at=utc(now + self.lease_seconds),
+                redrive_count=record.redrive_count + 1,
+            )
+        )
+        if not applied:
+            raise StaleExecutionError(f"execution {execution_id!r} changed while redriving it")
+        claimed = await self.claim(execution_id)
+        if claimed is None:
+            raise StaleExecutionError(f"execution {execution_id!r} was taken by another runner")
+        return await self.advance(claimed)
+
+    async def cancel(self, execution_id: str, cause: str | None = None) -> bool:
+        """Abort an execution that has not ended. A runner advancing it stops at its next
+        checkpoint. Returns False if it had already ended."""
+        count = await self.store.abort_executions(
+            execution_ids=[execution_id],
+            error="States.Aborted",
+            cause=cause or "cancelled",
+            now=utc(self.clock.now()),
+        )
+        return count > 0
+
+    # ---------------------------------------------------------------- batches
+
+    async def execute_batch(
+        self,
+        filter: ExecutionFilter,
+        *,
+        source_state: str | None = None,
+        transformer: str | None = None,
+        unique: bool = False,
+        options: BatchOptions | None = None,
+    ) -> Batch:
+        """Start one execution of this machine per source execution the filter selects,
+        its input taken from the source's output (or ``source_state``'s output), passed
+        through ``transformer``. ``unique=True`` skips sources already chained to this
+        machine with the same source state and transformer. Returns at once."""
+        options = options or BatchOptions()
+        self.statemachine.check_resources(self.resources)
+        if transformer is not None and transformer not in self.transformers:
+            known = ", ".join(sorted(self.transformers)) or "none"
+            raise ChainingError(f"no input transformer {transformer!r} (registered: {known})")
+        kind = {
+            "kind": "chain",
+            "filter": _filter_record(filter),
+            "source_state": source_state,
+            "transformer": transformer,
+            "unique": unique,
+        }
+
+        def source(batch: Batch, prefix: str, skip: int) -> Any:
+            return chain_source(
+                self, batch, filter, source_state, transformer, unique, prefix, options.chunk_size
+            )
+
+        return await run_batch(self, options, source, kind)
+
+    async def execute_bulk(
+        self,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        options: BatchOptions | None = None,
+    ) -> Batch:
+        """Start one execution per input (any iterable or async iterable, streamed).
+        Returns at once; running the same named batch again resumes it."""
+        options = options or BatchOptions()
+        self.statemachine.check_resources(self.resources)
+
+        def source(batch: Batch, prefix: str, skip: int) -> Any:
+            return bulk_source(self, batch, inputs, prefix, options.chunk_size, skip)
+
+        return await run_batch(self, options, source, {"kind": "bulk"})
+
+    async def get_batch(self, batch_id: str) -> Batch:
+        record = await self.store.get_batch(batch_id)
+        if record is None:
+            raise NotFoundError(f"no batch {batch_id!r}")
+        return Batch(self, record)
+
+    async def list_batches(self, limit: int = 100) -> builtins.list[BatchRecord]:
+        return await self.store.list_batches(self.machine_id, limit)
+
+    async def resume_batch(self, batch_id: str, options: BatchOptions | None = None) -> Batch:
+        """Resume a chained batch interrupted by a crash: run its unfinished executions and
+        chain the sources it had not reached — none twice. (A bulk batch is resumed by
+        starting it again with the same name and inputs.)"""
+        record = await self.store.get_batch(batch_id)
+        if record is None:
+            raise NotFoundError(f"no batch {batch_id!r}")
+        stored = record.options
+        if stored.get("kind") != "chain":
+            raise ChainingError(
+                f"batch {record.name!r} was started from inputs: start it again with "
+                "execute_bulk(inputs, BatchOptions(name=...)) to resume it"
+            )
+        base = options or BatchOptions()
+        options = replace_options(base, stored, record.name)
+        return await self.execute_batch(
+            filter_from_record(stored["filter"]),
+            source_state=stored.get("source_state"),
+            transformer=stored.get("transformer"),
+            unique=bool(stored.get("unique")),
+            options=options,
+        )
+
+    # ---------------------------------------------------------------- the step loop
+
+    async def _load_version(self, version: str) -> StateMachine:
+        found = self._versions.get(version)
+        if found is not None:
+            return found
+        record = await self.store.get_definition(self.machine_id, version)
+        if record is None:
+            raise NotFoundError(f"definition version {version} of {self.machine_id!r} is missing")
+        found = StateMachine.from_definition(record.definition, name=self.machine_id)
+        self._versions[version] = found
+        return found
+
+    async def advance(self, record: ExecutionRecord) -> ExecutionRecord:
+        """Run an execution this runner has claimed, from its checkpoint to its end.
+
+        Returns the final record; if the version guard refuses a write (another runner
+        took the execution over, or it was cancelled) it stops and returns the record as
+        the store has it.
+        """
+        statemachine = await self._load_version(record.version)
+        renewer = asyncio.create_task(self._renew_lease(record.id))
+        try:
+            return await self._advance(statemachine, record)
+        except StaleExecutionError as exc:
+            logger.warning(
+                "execution %s: %s; stopping without writing",
+                record.id,
+                exc,
+                extra={"execution_id": record.id},
+            )
+            return await self.get(record.id)
+        finally:
+            renewer.cancel()
+
+    async def _renew_lease(self, execution_id: str) -> None:
+        interval = max(0.05, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            until = utc(self.clock.now() + self.lease_seconds)
+            try:
+                still_ours = await self.store.renew_lease(execution_id, self.owner, until)
+            except Exception:  # a failed renewal is retried; the version guard protects
+                logger.warning("execution %s: lease renewal failed", execution_id, exc_info=True)
+                continue
+            if not still_ours:
+                logger.warning(
+                    "execution %s: lease lost (taken over or cancelled)",
+                    execution_id,
+                    extra={"execution_id": execution_id},
+                )
+                return
+
+    async def _advance(
+        self, statemachine: StateMachine, record: ExecutionRecord
+    ) -> ExecutionRecord:
+        machine: Machine = statemachine.machine
+        started = record.started_at.timestamp() if record.started_at else self.clock.now()
+        run = Run(
+            resources=self.resources,
+            clock=self.clock,
+            execution_id=record.id,
+            execution_name=record.name,
+            machine_id=f"arn:aws:states:local:000000000000:stateMachine:{self.machine_id}",
+            machine_name=self.machine_id,
+            input=record.input,
+            start_time=started,
+            redrive_count=record.redrive_count,
+            execution_arn=(
+                f"arn:aws:states:local:000000000000:execution:{self.machine_id}:{record.name}"
+            ),
+        )
+        scope = Scope(dict(record.variables or {}))
+        progress = _Progress(record, record.row_version, record.history_seq, [])
+        name = record.current_state or machine.start_at
+        data = record.data if record.current_state is not None else record.input
+        timeout = machine.timeout_seconds
+        deadline = None if timeout is None else started + timeout
+        while True:
+            state = machine.states[name]
+            consumed = len(run.history)
+            try:
+                if deadline is None:
+                    step = await state.enter(run, scope, data)
+                else:
+                    remaining = deadline - self.clock.now()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    async with asyncio.timeout(remaining):
+                        step = await state.enter(run, scope, data)
+            except TimeoutError:
+                return await self._finish(
+                    progress,
+                    run,
+                    consumed,
+                    S.TIMED_OUT,
+                    name,
+                    data,
+                    scope,
+                    error=ErrorName.TIMEOUT,
+                    cause=None,
+                )
+            progress.pending.extend(run.history[consumed:])
+            del run.history[:]
+            match step:
+                case Next(state=next_name, output=output):
+                    if state.type_name not in FOLDABLE:
+                        await self._checkpoint(progress, S.RUNNING, next_name, output, scope)
+                    name, data = next_name, output
+                case End(output=output):
+                    return await self._finish(
+                        progress, run, 0, S.SUCCEEDED, None, None, scope, output=output
+                    )
+                case Failed(error=error, cause=cause):
+                    return await self._finish(
+                        progress, run, 0, S.FAILED, name, data, scope, error=error, cause=cause
+                    )
+                case Parked():  # pragma: no cover - parking arrives with the queue
+                    raise NotImplementedError("parking needs the queue dispatcher")
+
+    def _history_records(self, progress: _Progress) -> builtins.list[HistoryRecord]:
+        records = []
+        for event in progress.pending:
+            progress.history_seq += 1
+            records.append(
+                HistoryRecord(
+                    execution_id=progress.record.id,
+                    sequence=progress.history_seq,
+                    state=event.state,
+                    type=event.type,
+                    status=event.status,
+                    input=event.input,
+                    output=event.output,
+                    error=event.error,
+                    cause=event.cause,
+                    attempt=event.attempt,
+                    started_at=utc(event.started_at),
+                    ended_at=utc(event.ended_at),
+                )
+            )
+        progress.pending = []
+        return records
+
+    async def _checkpoint(
+        self,
+        progress: _Progress,
+        status: str,
+        current_state: str | None,
+        data: Any,
+        scope: Scope,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+        final: bool = False,
+    ) -> None:
+        before = progress.history_seq
+        history = self._history_records(progress)
+        now = self.clock.now()
+        checkpoint = Checkpoint(
+            execution_id=progress.record.id,
+            expected_version=progress.row_version,
+            owner=self.owner,
+            status=status,
+            current_state=current_state,
+            data=data,
+            variables=dict(scope.variables),
+            history=history,
+            output=output,
+            error=None if error is None else str(error),
+            cause=cause,
+            ended_at=utc(now) if final else None,
+            lease_expires_at=None if final else utc(now + self.lease_seconds),
+            release_lease=final,
+        )
+        if not await self.writer.write(checkpoint):
+            progress.history_seq = before
+            raise StaleExecutionError(
+                f"checkpoint refused: the row is no longer at version {progress.row_version}"
+            )
+        progress.row_version += 1
+
+    async def _finish(
+        self,
+        progress: _Progress,
+        run: Run,
+        consumed: int,
+        status: str,
+        current_state: str | None,
+        data: Any,
+        scope: Scope,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> ExecutionRecord:
+        if consumed:
+            progress.pending.extend(run.history[consumed:])
+        await self._checkpoint(
+            progress,
+            status,
+            current_state,
+            data,
+            scope,
+            output=output,
+            error=error,
+            cause=cause,
+            final=True,
+        )
+        record = progress.record
+        record.status = status
+        record.current_state = current_state
+        record.data = data
+        record.variables = dict(scope.variables)
+        record.output = output if status == S.SUCCEEDED else None
+        record.error = None if error is None else str(error)
+        record.cause = cause
+        record.ended_at = utc(self.clock.now())
+        record.lease_owner = None
+        record.lease_expires_at = None
+        record.row_version = progress.row_version
+        record.history_seq = progress.history_seq
+        return record
+
+
+def _filter_record(filter: ExecutionFilter) -> dict[str, Any]:
+    """The filter as JSON-ready data (stored with a batch, to resume it)."""
+    out: dict[str, Any] = {}
+    for name in ExecutionFilter.__dataclass_fields__:
+        value = getattr(filter, name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = {"$datetime": value.isoformat()}
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+def filter_from_record(data: Mapping[str, Any]) -> ExecutionFilter:
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if isinstance(value, dict) and "$datetime" in value:
+            value = datetime.fromisoformat(value["$datetime"])
+        values[name] = value
+    return ExecutionFilter(**values)
+
+
+def replace_options(base: BatchOptions, stored: Mapping[str, Any], name: str) -> BatchOptions:
+    """Options to resume a batch: the stored ones, with callbacks and overrides from ``base``."""
+    from dataclasses import replace as dc_replace
+
+    known = {f for f in BatchOptions.__dataclass_fields__ if f not in ("on_start", "on_complete")}
+    values = {k: v for k, v in stored.items() if k in known}
+    values["name"] = name
+    return dc_replace(BatchOptions(**values), on_start=base.on_start, on_complete=base.on_complete)

@@ -1,0 +1,276 @@
+"""The ports the engine talks through, and the records that cross them.
+
+The engine never imports a database or queue library: a store adapter
+(:mod:`statefleet.store`) implements :class:`Store`, a queue adapter implements
+:class:`Dispatcher`. Records are plain dataclasses holding JSON values and
+timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "BatchRecord",
+    "Checkpoint",
+    "DefinitionRecord",
+    "Dispatcher",
+    "ExecutionFilter",
+    "ExecutionRecord",
+    "HistoryRecord",
+    "LinkRecord",
+    "Store",
+    "new_id",
+]
+
+
+def new_id() -> str:
+    """A time-ordered UUID (version 7 layout): ids sort by creation time, for keyset paging."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80 | rand
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionFilter:
+    """Which executions to list, count or stream. Every field narrows the selection.
+
+    ``status`` takes one status or several. ``input_contains``/``output_contains`` test
+    JSON containment (PostgreSQL ``@>``; on SQLite only objects of scalar values).
+    ``after`` is a keyset cursor: the id of the last execution of the previous page;
+    ``before`` bounds the ids from above (ids are time-ordered: "created before").
+    """
+
+    state_machine_id: str | None = None
+    status: str | Sequence[str] | None = None
+    name_prefix: str | None = None
+    batch_id: str | None = None
+    current_state: str | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    ended_after: datetime | None = None
+    ended_before: datetime | None = None
+    input_contains: Any = None
+    output_contains: Any = None
+    limit: int | None = None
+    after: str | None = None
+    before: str | None = None
+
+    def statuses(self) -> tuple[str, ...] | None:
+        if self.status is None:
+            return None
+        if isinstance(self.status, str):
+            return (self.status,)
+        return tuple(self.status)
+
+
+@dataclass(slots=True, kw_only=True)
+class DefinitionRecord:
+    """One version of a state machine definition."""
+
+    id: str
+    name: str
+    version: str
+    definition: Any
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ExecutionRecord:
+    """One execution as persisted. ``data`` is the effective input of ``current_state``."""
+
+    id: str
+    state_machine_id: str
+    version: str
+    name: str
+    status: str
+    input: Any = None
+    batch_id: str | None = None
+    current_state: str | None = None
+    data: Any = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    row_version: int = 0
+    history_seq: int = 0
+    redrive_count: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class HistoryRecord:
+    """One state entered and left (or failed) by an execution."""
+
+    execution_id: str
+    sequence: int
+    state: str
+    type: str
+    status: str
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    attempt: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class LinkRecord:
+    """A chained execution: ``target`` took its input from ``source`` (or one of its states)."""
+
+    source_execution_id: str
+    source_machine_id: str
+    source_state: str | None
+    transformer: str | None
+    target_execution_id: str
+    target_machine_id: str
+    created_at: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class BatchRecord:
+    """A named group of executions created together."""
+
+    id: str
+    state_machine_id: str
+    name: str
+    status: str
+    options: dict[str, Any] = field(default_factory=dict)
+    total: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    stop_reason: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Checkpoint:
+    """The state of an execution after a step, written atomically with its history rows.
+
+    Applied only if the row still has ``expected_version`` (and, when ``owner`` is
+    set, is still leased to ``owner``); the row's version then becomes
+    ``expected_version + 1``.
+    """
+
+    execution_id: str
+    expected_version: int
+    owner: str | None
+    status: str
+    current_state: str | None
+    data: Any
+    variables: dict[str, Any]
+    history: list[HistoryRecord] = field(default_factory=list)
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    ended_at: datetime | None = None
+    lease_expires_at: datetime | None = None
+    release_lease: bool = False
+    redrive_count: int | None = None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence of definitions, executions, history, links and batches."""
+
+    # definitions
+    async def save_definition(self, record: DefinitionRecord) -> DefinitionRecord: ...
+    async def get_definition(
+        self, machine_id: str, version: str | None = None
+    ) -> DefinitionRecord | None: ...
+    async def list_definitions(self) -> list[DefinitionRecord]: ...
+    async def definition_versions(self, machine_id: str) -> list[DefinitionRecord]: ...
+
+    # executions
+    async def create_executions(
+        self, executions: Sequence[ExecutionRecord], links: Sequence[LinkRecord] = ()
+    ) -> None: ...
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None: ...
+    async def get_execution_by_name(self, machine_id: str, name: str) -> ExecutionRecord | None: ...
+    async def list_executions(self, filter: ExecutionFilter) -> list[ExecutionRecord]: ...
+    async def count_executions(self, filter: ExecutionFilter) -> int: ...
+    async def count_by_status(self, filter: ExecutionFilter) -> dict[str, int]: ...
+    def stream_executions(
+        self, filter: ExecutionFilter, *, page_size: int = 1000
+    ) -> AsyncIterator[ExecutionRecord]: ...
+    def stream_unlinked(
+        self,
+        filter: ExecutionFilter,
+        *,
+        target_machine_id: str,
+        source_state: str | None,
+        transformer: str | None,
+        batch_id: str | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """Sources with no link to ``target_machine_id`` with the same source state and
+        transformer; with ``batch_id``, only links to executions of that batch count."""
+        ...
+
+    async def history(self, execution_id: str) -> list[HistoryRecord]: ...
+    async def state_output(self, execution_id: str, state: str) -> tuple[bool, Any]: ...
+    async def links_from(self, execution_id: str) -> list[LinkRecord]: ...
+    async def links_to(self, execution_id: str) -> list[LinkRecord]: ...
+
+    # running
+    async def claim(
+        self, execution_id: str, owner: str, lease_expires_at: datetime, now: datetime
+    ) -> ExecutionRecord | None: ...
+    async def renew_lease(
+        self, execution_id: str, owner: str, lease_expires_at: datetime
+    ) -> bool: ...
+    async def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[bool]: ...
+    async def abort_executions(
+        self,
+        *,
+        execution_ids: Sequence[str] = (),
+        batch_id: str | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+        now: datetime,
+    ) -> int: ...
+
+    # batches
+    async def create_batch(self, record: BatchRecord) -> BatchRecord: ...
+    async def get_batch(self, batch_id: str) -> BatchRecord | None: ...
+    async def get_batch_by_name(self, machine_id: str, name: str) -> BatchRecord | None: ...
+    async def list_batches(
+        self, machine_id: str | None = None, limit: int = 100
+    ) -> list[BatchRecord]: ...
+    async def update_batch(
+        self,
+        batch_id: str,
+        *,
+        status: str | None = None,
+        total: int | None = None,
+        counters: dict[str, int] | None = None,
+        stop_reason: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Dispatcher(Protocol):
+    """Runs (or enqueues) executions that already exist in the store."""
+
+    async def dispatch(
+        self, execution_ids: Sequence[str], *, priority: str = "default"
+    ) -> None: ...

@@ -1,0 +1,140 @@
+"""URLs and async engines for the two backends.
+
+SQLite (``aiosqlite``) connections are set up for safe durability: WAL journal with
+``synchronous=FULL`` (a committed checkpoint survives a power loss, not only a process
+crash), foreign keys on, and a busy timeout so that writers wait for each other instead of
+failing. The driver's own transaction handling is switched off and statefleet emits
+``BEGIN`` itself: ``BEGIN IMMEDIATE`` for transactions that write (so that two writers never
+deadlock upgrading a read lock) and a plain deferred ``BEGIN`` for reads.
+
+PostgreSQL (``asyncpg``) gets a JSON serializer that keeps floats floats through ``JSONB``
+(which stores numbers as ``numeric``: ``1e+16`` would come back as the integer
+``10000000000000000``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from statefleet.store.constants import DEFAULT_URL
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "WRITE",
+    "create_engine",
+    "json_dumps",
+    "normalize_url",
+    "pg_json_dumps",
+]
+
+#: How long a SQLite writer waits for another one before failing.
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+
+#: Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE).
+WRITE: Final = "statefleet_write"
+
+_ASYNC_DRIVERS: Final = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+_SYNC_DRIVERS: Final = {"pysqlite", "psycopg2", "psycopg2cffi", "pg8000"}
+
+
+def normalize_url(url: str | URL | None) -> URL:
+    """The SQLAlchemy async URL for ``url``: ``sqlite://`` and ``postgresql://`` (or
+    ``postgres://``) get their async driver; ``None`` is the embedded SQLite default."""
+    parsed = make_url(url if url is not None else DEFAULT_URL)
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(
+            f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+            "statefleet stores executions in SQLite (sqlite:///path.db) or PostgreSQL "
+            "(postgresql://user@host/db)"
+        )
+    if not driver or driver in _SYNC_DRIVERS:
+        driver = _ASYNC_DRIVERS[backend]
+    return parsed.set(drivername=f"{backend}+{driver}")
+
+
+_compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def json_dumps(value: Any) -> str:
+    """Compact JSON; NaN and infinities are refused (they are not JSON)."""
+    return _compact(value)
+
+
+def pg_json_dumps(value: Any) -> str:
+    """JSON for a ``JSONB`` column: like :func:`json_dumps`, but a float written with a
+    positive exponent (``1e+16``) is written out in full with a ``.0`` so that PostgreSQL's
+    ``numeric`` keeps a fractional digit and it reads back as a float."""
+    text = _compact(value)
+    if "e+" not in text:
+        return text
+    return _encode_pg(value)
+
+
+def _encode_pg(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isfinite(value) and "e+" in repr(value):
+            return f"{value:.1f}"
+        return _compact(value)
+    if isinstance(value, dict):
+        items = (f"{_compact(_key(k))}:{_encode_pg(v)}" for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode_pg(v) for v in value) + "]"
+    return _compact(value)
+
+
+def _key(key: Any) -> str:
+    """A dict key as the json module writes it."""
+    if isinstance(key, str):
+        return key
+    result: str = _compact(key)  # bool -> true/false, None -> null, numbers as numbers
+    return result
+
+
+def create_engine(url: str | URL | None = None, **options: Any) -> AsyncEngine:
+    """An async engine for ``url`` (see :func:`normalize_url`), set up as the module says."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, options)
+    options.setdefault("json_serializer", pg_json_dumps)
+    options.setdefault("json_deserializer", json.loads)
+    return create_async_engine(parsed, **options)
+
+
+def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    options.setdefault("json_serializer", json_dumps)
+    options.setdefault("json_deserializer", json.loads)
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # statefleet emits BEGIN itself (see _on_begin); the driver must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,1 @@
+"""statefleet's Alembic migrations (run them with :func:`statefleet.store.upgrade`)."""

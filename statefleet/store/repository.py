@@ -1,0 +1,1300 @@
+"""``SQLStore``: the engine's :class:`~statefleet.statemachine.protocols.Store` over SQLAlchemy 2
+(async Core), on PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+Every method is one transaction. Values always travel as bound parameters.
+
+JSON ``null`` and "no value"
+    JSON columns store Python ``None`` as JSON ``null``. ``executions.output`` (and
+    ``state_history.output``) is SQL ``NULL`` unless the execution (the state) SUCCEEDED;
+    then it holds the JSON value, ``null`` included. Records carry ``None`` for both: read
+    ``status`` to tell them apart (``state_output`` returns ``(found, value)``).
+
+Bulk writes
+    ``create_executions`` inserts everything in one transaction: executemany on SQLite; on
+    PostgreSQL ``INSERT ... SELECT FROM unnest(<one array per column>)`` in chunks of 5,000
+    rows (one fixed statement, JSON serialised once and cast to JSONB server-side).
+
+Checkpoints
+    ``write_checkpoints`` applies a whole list in one transaction. On PostgreSQL it is one
+    ``UPDATE executions ... FROM unnest(<arrays>) AS v(...) ... RETURNING id`` for the whole
+    list (a fixed statement: one array parameter per column, whatever the list's length), then
+    one insert of the history rows of the checkpoints that applied. On SQLite each checkpoint
+    is one ``UPDATE``, inside the same transaction. A checkpoint applies only if the row still
+    has ``expected_version`` (and, when it names an owner, is still leased to it); a stale
+    checkpoint writes nothing, its history rows included.
+
+Errors
+    A duplicate execution name raises :class:`DuplicateExecutionName`, a duplicate batch name
+    :class:`DuplicateBatchName`, a second source link for one target :class:`DuplicateLink`;
+    every other database or driver failure raises
+    :class:`~statefleet.errors.InfrastructureError` with the original as ``__cause__``. A value
+    that is not JSON raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, Row
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from statefleet.errors import InfrastructureError, StatefleetError
+from statefleet.statemachine.lifecycle import ExecutionStatus
+from statefleet.statemachine.protocols import (
+    BatchRecord,
+    Checkpoint,
+    DefinitionRecord,
+    ExecutionFilter,
+    ExecutionRecord,
+    HistoryRecord,
+    LinkRecord,
+)
+from statefleet.store import constants as c
+from statefleet.store.engine import WRITE, create_engine, normalize_url, pg_json_dumps
+from statefleet.store.migrate import current_revision, head_revision, upgrade_engine
+from statefleet.store.models import (
+    BatchRow,
+    DefinitionRow,
+    ExecutionRow,
+    HistoryRow,
+    LinkRow,
+    UTCDateTime,
+)
+
+if TYPE_CHECKING:
+    from statefleet.statemachine.protocols import Store
+
+__all__ = [
+    "DuplicateBatchName",
+    "DuplicateExecutionName",
+    "DuplicateLink",
+    "SQLStore",
+    "open_store",
+    "upgrade",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFINITIONS = cast(Table, DefinitionRow.__table__)
+EXECUTIONS = cast(Table, ExecutionRow.__table__)
+HISTORY = cast(Table, HistoryRow.__table__)
+LINKS = cast(Table, LinkRow.__table__)
+BATCHES = cast(Table, BatchRow.__table__)
+
+SUCCEEDED: Final = ExecutionStatus.SUCCEEDED.value
+RUNNING: Final = ExecutionStatus.RUNNING.value
+ABORTED: Final = ExecutionStatus.ABORTED.value
+#: Statuses an execution can still move on from without a redrive.
+ACTIVE: Final = (
+    ExecutionStatus.QUEUED.value,
+    ExecutionStatus.RUNNING.value,
+    ExecutionStatus.WAITING.value,
+)
+
+#: Ids per ``IN (...)`` list (SQLite allows 32,766 parameters per statement).
+_IN_CHUNK: Final = 1000
+#: Rows per executemany call when creating executions.
+_INSERT_CHUNK: Final = 5000
+#: The largest integer SQLite can compare (containment filters).
+_SQLITE_INT_RANGE: Final = (-(2**63), 2**63 - 1)
+
+_DEFINITION_COLUMNS = [DEFINITIONS.c[name] for name in DefinitionRecord.__slots__]
+_HISTORY_COLUMNS = [HISTORY.c[name] for name in HistoryRecord.__slots__]
+
+
+class DuplicateExecutionName(StatefleetError):
+    """An execution name is already taken for its state machine (names are unique per machine)."""
+
+    def __init__(self, machine_id: str | None, names: Sequence[str] = (), detail: str = "") -> None:
+        self.machine_id = machine_id
+        self.names = tuple(names)
+        shown = ", ".join(repr(n) for n in self.names[:5])
+        more = f" and {len(self.names) - 5} more" if len(self.names) > 5 else ""
+        which = f" {shown}{more}" if shown else ""
+        machine = f" of state machine {machine_id!r}" if machine_id else ""
+        suffix = f" ({detail})" if detail else ""
+        super().__init__(f"duplicate execution name{which}{machine}{suffix}")
+
+
+class DuplicateBatchName(StatefleetError):
+    """A batch name is already taken for its state machine."""
+
+    def __init__(self, machine_id: str | None = None, name: str | None = None) -> None:
+        self.machine_id = machine_id
+        self.name = name
+        if machine_id is None or name is None:
+            super().__init__("duplicate batch name")
+        else:
+            super().__init__(f"state machine {machine_id!r} already has a batch named {name!r}")
+
+
+class DuplicateLink(StatefleetError):
+    """A target execution already has its source link (an execution has one source)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(value: datetime) -> ColumnElement[datetime]:
+    """A datetime bound as the store's UTC type (for use inside expressions)."""
+    return literal(value, UTCDateTime())
+
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _output_value(status: str, value: Any) -> Any:
+    """What goes into an output column: the JSON value once SUCCEEDED, else SQL NULL."""
+    return value if status == SUCCEEDED else null()
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (code point
+    order, which is the byte order of UTF-8); None when there is none."""
+    chars = list(prefix)
+    while chars:
+        point = ord(chars[-1]) + 1
+        if 0xD800 <= point <= 0xDFFF:  # surrogates cannot be stored
+            point = 0xE000
+        if point <= 0x10FFFF:
+            chars[-1] = chr(point)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+# ---------------------------------------------------------------- record conversion
+
+
+def _execution(row: Row[Any]) -> ExecutionRecord:
+    return ExecutionRecord(**row._mapping)
+
+
+def _history(row: Row[Any]) -> HistoryRecord:
+    return HistoryRecord(**row._mapping)
+
+
+def _definition(row: Row[Any]) -> DefinitionRecord:
+    return DefinitionRecord(**row._mapping)
+
+
+def _batch(row: Row[Any]) -> BatchRecord:
+    return BatchRecord(**row._mapping)
+
+
+def _link(row: Row[Any]) -> LinkRecord:
+    m = row._mapping
+    return LinkRecord(
+        source_execution_id=m["source_execution_id"],
+        source_machine_id=m["source_machine_id"],
+        source_state=m["source_state"] or None,
+        transformer=m["transformer"] or None,
+        target_execution_id=m["target_execution_id"],
+        target_machine_id=m["target_machine_id"],
+        created_at=m["created_at"],
+    )
+
+
+def _execution_values(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "state_machine_id": record.state_machine_id,
+        "version": record.version,
+        "name": record.name,
+        "batch_id": record.batch_id,
+        "status": record.status,
+        "current_state": record.current_state,
+        "input": record.input,
+        "data": record.data,
+        "variables": record.variables if record.variables is not None else {},
+        "output": _output_value(record.status, record.output),
+        "error": record.error,
+        "cause": record.cause,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "lease_owner": record.lease_owner,
+        "lease_expires_at": record.lease_expires_at,
+        "row_version": record.row_version,
+        "history_seq": record.history_seq,
+        "redrive_count": record.redrive_count,
+        "created_at": record.created_at or now,
+        "updated_at": record.updated_at or now,
+    }
+
+
+def _history_values(execution_id: str, record: HistoryRecord) -> dict[str, Any]:
+    return {
+        "execution_id": execution_id,
+        "sequence": record.sequence,
+        "state": record.state,
+        "type": record.type,
+        "status": record.status,
+        "input": record.input,
+        "output": _output_value(record.status, record.output),
+        "error": record.error,
+        "cause": record.cause,
+        "attempt": record.attempt,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+    }
+
+
+def _link_values(record: LinkRecord, now: datetime, target_batch_id: str | None) -> dict[str, Any]:
+    return {
+        "target_batch_id": target_batch_id,
+        "source_execution_id": record.source_execution_id,
+        "source_machine_id": record.source_machine_id,
+        "source_state": record.source_state or "",
+        "transformer": record.transformer or "",
+        "target_execution_id": record.target_execution_id,
+        "target_machine_id": record.target_machine_id,
+        "created_at": record.created_at or now,
+    }
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _unique_violation(exc: IntegrityError) -> str | None:
+    """The name of the unique constraint ``exc`` violated, if it is one of ours."""
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)  # asyncpg
+    if isinstance(name, str):
+        return name
+    message = str(exc.orig)  # SQLite: "UNIQUE constraint failed: table.col, table.col"
+    marker = "UNIQUE constraint failed: "
+    if marker not in message:
+        return None
+    columns = message.split(marker, 1)[1].strip()
+    if columns == f"{c.EXECUTIONS}.state_machine_id, {c.EXECUTIONS}.name":
+        return c.UQ_EXECUTION_NAME
+    if columns == f"{c.BATCHES}.state_machine_id, {c.BATCHES}.name":
+        return c.UQ_BATCH_NAME
+    if columns.startswith(f"{c.LINKED_EXECUTIONS}."):
+        return c.PK_LINKED_EXECUTIONS
+    return None
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """The statefleet exception for a SQLAlchemy/driver exception."""
+    if isinstance(exc, IntegrityError):
+        constraint = _unique_violation(exc)
+        detail = str(getattr(getattr(exc.orig, "__cause__", None), "detail", "") or "")
+        if constraint == c.UQ_EXECUTION_NAME:
+            return DuplicateExecutionName(None, detail=detail)
+        if constraint == c.UQ_BATCH_NAME:
+            return DuplicateBatchName()
+        if constraint == c.PK_LINKED_EXECUTIONS:
+            return DuplicateLink(
+                "a target execution already has a source link" + (f" ({detail})" if detail else "")
+            )
+        return InfrastructureError(f"store constraint violated: {exc.orig}")
+    if (
+        isinstance(exc, StatementError)
+        and not isinstance(exc, DBAPIError)
+        and isinstance(exc.orig, TypeError | ValueError)
+    ):
+        return ValueError(f"cannot store a value as JSON: {exc.orig}")
+    if isinstance(exc, DBAPIError):
+        return InfrastructureError(f"store error: {exc.orig}")
+    return InfrastructureError(f"store error: {exc}")
+
+
+# ---------------------------------------------------------------- the store
+
+
+class SQLStore:
+    """The store on one SQLAlchemy async engine (see the module docstring).
+
+    Filters: lists are ordered by id (creation order); ``started_after``/``ended_after`` are
+    inclusive (``>=``), ``started_before``/``ended_before`` exclusive (``<``); ``after`` and
+    ``before`` are exclusive id bounds; counts honour every field but ``limit``.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect.name
+        self._sqlite = self.dialect == "sqlite"
+        self._checkpoint_statement = self._sqlite_checkpoint_statement()
+
+    @property
+    def url(self) -> URL:
+        return self.engine.url
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    async def __aenter__(self) -> SQLStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def upgrade(self) -> None:
+        """Run the migrations up to the newest revision (idempotent)."""
+        try:
+            await upgrade_engine(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise InfrastructureError(f"cannot upgrade the store schema: {exc}") from exc
+
+    async def revision(self) -> str | None:
+        """The schema revision of the database (None: never migrated)."""
+        try:
+            return await current_revision(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise InfrastructureError(f"cannot read the store schema revision: {exc}") from exc
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """One transaction (SQLite: BEGIN IMMEDIATE when it will write), errors translated."""
+        try:
+            async with self.engine.connect() as connection:
+                if write and self._sqlite:
+                    await connection.execution_options(**{WRITE: True})
+                async with connection.begin():
+                    yield connection
+        except (SQLAlchemyError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    async def _insert(
+        self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert many rows: executemany on SQLite; on PostgreSQL one
+        ``INSERT ... SELECT FROM unnest(<one array per column>)`` per chunk."""
+        for chunk in _chunks(rows, _INSERT_CHUNK):
+            if self._sqlite:
+                await conn.execute(insert(table), list(chunk))
+            else:
+                statement, columns = _pg_bulk_insert(table)
+                await conn.execute(statement, _pg_arrays(columns, chunk))
+
+    # ------------------------------------------------------------ definitions
+
+    async def save_definition(self, record: DefinitionRecord) -> DefinitionRecord:
+        """Save one version (a no-op for its content if ``(id, version)`` exists) and make it
+        the latest of its id."""
+        now = _now()
+        t = DEFINITIONS
+        async with self._transaction(write=True) as conn:
+            if not self._sqlite:  # serialise savers of one id (SQLite: BEGIN IMMEDIATE does)
+                await conn.execute(
+                    select(func.pg_advisory_xact_lock(func.hashtextextended(record.id, 0)))
+                )
+            await conn.execute(
+                update(t)
+                .where(t.c.id == record.id, t.c.is_latest, t.c.version != record.version)
+                .values(is_latest=False)
+            )
+            updated = await conn.execute(
+                update(t)
+                .where(t.c.id == record.id, t.c.version == record.version)
+                .values(name=record.name, is_latest=True, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                await conn.execute(
+                    insert(t).values(
+                        id=record.id,
+                        version=record.version,
+                        name=record.name,
+                        definition=record.definition,
+                        is_latest=True,
+                        created_at=record.created_at or now,
+                        updated_at=now,
+                    )
+                )
+            row = (
+                await conn.execute(
+                    select(*_DEFINITION_COLUMNS).where(
+                        t.c.id == record.id, t.c.version == record.version
+                    )
+                )
+            ).one()
+        return _definition(row)
+
+    async def get_definition(
+        self, machine_id: str, version: str | None = None
+    ) -> DefinitionRecord | None:
+        t = DEFINITIONS
+        which = t.c.is_latest if version is None else t.c.version == version
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(select(*_DEFINITION_COLUMNS).where(t.c.id == machine_id, which))
+            ).first()
+        return _definition(row) if row is not None else None
+
+    async def list_definitions(self) -> list[DefinitionRecord]:
+        """The latest version of every state machine, by id."""
+        t = DEFINITIONS
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                select(*_DEFINITION_COLUMNS).where(t.c.is_latest).order_by(t.c.id)
+            )
+            return [_definition(row) for row in rows]
+
+    async def definition_versions(self, machine_id: str) -> list[DefinitionRecord]:
+        """Every version of a state machine, newest first."""
+        t = DEFINITIONS
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                select(*_DEFINITION_COLUMNS)
+                .where(t.c.id == machine_id)
+                .order_by(t.c.created_at.desc(), t.c.version)
+            )
+            return [_definition(row) for row in rows]
+
+    # ------------------------------------------------------------ executions
+
+    async def create_executions(
+        self, executions: Sequence[ExecutionRecord], links: Sequence[LinkRecord] = ()
+    ) -> None:
+        """Insert executions and their links in one transaction (executemany batches)."""
+        if not executions and not links:
+            return
+        seen: set[tuple[str, str]] = set()
+        for record in executions:
+            key = (record.state_machine_id, record.name)
+            if key in seen:
+                raise DuplicateExecutionName(record.state_machine_id, [record.name])
+            seen.add(key)
+        now = _now()
+        rows = [_execution_values(record, now) for record in executions]
+        batch_of = {record.id: record.batch_id for record in executions}
+        try:
+            async with self._transaction(write=True) as conn:
+                await self._insert(conn, EXECUTIONS, rows)
+                if links:
+                    await self._add_batches_of(
+                        conn, [link.target_execution_id for link in links], batch_of
+                    )
+                    link_rows = [
+                        _link_values(link, now, batch_of.get(link.target_execution_id))
+                        for link in links
+                    ]
+                    await self._insert(conn, LINKS, link_rows)
+        except DuplicateExecutionName as exc:
+            taken = await self._taken_names(executions)
+            machines = {machine for machine, _ in taken}
+            machine = machines.pop() if len(machines) == 1 else None
+            raise DuplicateExecutionName(
+                machine, [name for _, name in taken], detail=str(exc)
+            ) from exc.__cause__
+
+    @staticmethod
+    async def _add_batches_of(
+        conn: AsyncConnection, execution_ids: Sequence[str], batch_of: dict[str, str | None]
+    ) -> None:
+        """Add the batch of the executions not in ``batch_of`` (link targets created earlier)."""
+        missing = [i for i in dict.fromkeys(execution_ids) if i not in batch_of]
+        for chunk in _chunks(missing, _IN_CHUNK):
+            rows = await conn.execute(
+                select(EXECUTIONS.c.id, EXECUTIONS.c.batch_id).where(EXECUTIONS.c.id.in_(chunk))
+            )
+            batch_of.update((execution_id, batch) for execution_id, batch in rows)
+
+    async def _taken_names(self, executions: Sequence[ExecutionRecord]) -> list[tuple[str, str]]:
+        """Which of these (machine, name) pairs exist (to name them in an error)."""
+        by_machine: dict[str, list[str]] = {}
+        for record in executions:
+            by_machine.setdefault(record.state_machine_id, []).append(record.name)
+        taken: list[tuple[str, str]] = []
+        t = EXECUTIONS
+        try:
+            async with self._transaction(write=False) as conn:
+                for machine, names in by_machine.items():
+                    for chunk in _chunks(names, _IN_CHUNK):
+                        rows = await conn.execute(
+                            select(t.c.name).where(
+                                t.c.state_machine_id == machine, t.c.name.in_(chunk)
+                            )
+                        )
+                        taken.extend((machine, name) for (name,) in rows)
+        except InfrastructureError:  # only for the message: never hide the duplicate
+            logger.warning("could not look up the duplicate execution names", exc_info=True)
+        return taken
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(select(EXECUTIONS).where(EXECUTIONS.c.id == execution_id))
+            ).first()
+        return _execution(row) if row is not None else None
+
+    async def get_execution_by_name(self, machine_id: str, name: str) -> ExecutionRecord | None:
+        t = EXECUTIONS
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(
+                    select(t).where(t.c.state_machine_id == machine_id, t.c.name == name)
+                )
+            ).first()
+        return _execution(row) if row is not None else None
+
+    def _conditions(self, filter: ExecutionFilter) -> list[ColumnElement[bool]]:
+        """The WHERE conditions of ``filter`` (all but ``limit``)."""
+        t = EXECUTIONS
+        where: list[ColumnElement[bool]] = []
+        if filter.state_machine_id is not None:
+            where.append(t.c.state_machine_id == filter.state_machine_id)
+        statuses = filter.statuses()
+        if statuses is not None:
+            where.append(
+                t.c.status == statuses[0] if len(statuses) == 1 else t.c.status.in_(statuses)
+            )
+        if filter.name_prefix:
+            # Names are byte-ordered on both backends: a prefix is a range of the
+            # (state_machine_id, name) index.
+            where.append(t.c.name >= filter.name_prefix)
+            upper = _prefix_upper_bound(filter.name_prefix)
+            if upper is not None:
+                where.append(t.c.name < upper)
+        if filter.batch_id is not None:
+            where.append(t.c.batch_id == filter.batch_id)
+        if filter.current_state is not None:
+            where.append(t.c.current_state == filter.current_state)
+        if filter.started_after is not None:
+            where.append(t.c.started_at >= filter.started_after)
+        if filter.started_before is not None:
+            where.append(t.c.started_at < filter.started_before)
+        if filter.ended_after is not None:
+            where.append(t.c.ended_at >= filter.ended_after)
+        if filter.ended_before is not None:
+            where.append(t.c.ended_at < filter.ended_before)
+        if filter.input_contains is not None:
+            where.append(self._contains(t.c.input, filter.input_contains, "input_contains"))
+        if filter.output_contains is not None:
+            where.append(self._contains(t.c.output, filter.output_contains, "output_contains"))
+        if filter.after is not None:
+            where.append(t.c.id > filter.after)
+        if filter.before is not None:
+            where.append(t.c.id < filter.before)
+        return where
+
+    def _contains(self, col: ColumnElement[Any], value: Any, what: str) -> ColumnElement[bool]:
+        if not self._sqlite:
+            return type_coerce(col, JSONB(none_as_null=False)).contains(value)
+        return _sqlite_contains(col, value, what)
+
+    def select_executions(
+        self, filter: ExecutionFilter, *extra: ColumnElement[bool], limit: int | None = None
+    ) -> Any:
+        """The SELECT that lists ``filter`` (public for ``bench/store_explain.py``)."""
+        statement = (
+            select(EXECUTIONS).where(*self._conditions(filter), *extra).order_by(EXECUTIONS.c.id)
+        )
+        limit = filter.limit if limit is None else limit
+        return statement if limit is None else statement.limit(limit)
+
+    def count_statement(self, filter: ExecutionFilter) -> Any:
+        return select(func.count()).select_from(EXECUTIONS).where(*self._conditions(filter))
+
+    def count_by_status_statement(self, filter: ExecutionFilter) -> Any:
+        return (
+            select(EXECUTIONS.c.status, func.count())
+            .where(*self._conditions(filter))
+            .group_by(EXECUTIONS.c.status)
+        )
+
+    @staticmethod
+    def unlinked_condition(
+        target_machine_id: str,
+        source_state: str | None,
+        transformer: str | None,
+        batch_id: str | None = None,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> ColumnElement[bool]:
+        """No link from the execution to ``target_machine_id`` with this state and
+        transformer (with ``batch_id``: to a target execution of that batch).
+
+        ``after``/``before`` repeat the keyset bounds on the links' side: redundant, but
+        PostgreSQL does not carry ``id > after`` over the join, and without it a merge anti
+        join reads the link index from its start on every page."""
+        link = LINKS
+        linked = exists().where(
+            link.c.source_execution_id == EXECUTIONS.c.id,
+            link.c.target_machine_id == target_machine_id,
+            link.c.source_state == (source_state or ""),
+            link.c.transformer == (transformer or ""),
+        )
+        if after is not None:
+            linked = linked.where(link.c.source_execution_id > after)
+        if before is not None:
+            linked = linked.where(link.c.source_execution_id < before)
+        if batch_id is not None:
+            linked = linked.where(link.c.target_batch_id == batch_id)
+        return ~linked
+
+    def select_unlinked(
+        self,
+        filter: ExecutionFilter,
+        target_machine_id: str,
+        source_state: str | None,
+        transformer: str | None,
+        batch_id: str | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """The SELECT of one page of :meth:`stream_unlinked`."""
+        condition = self.unlinked_condition(
+            target_machine_id,
+            source_state,
+            transformer,
+            batch_id,
+            after=filter.after,
+            before=filter.before,
+        )
+        return self.select_executions(filter, condition, limit=limit)
+
+    async def list_executions(self, filter: ExecutionFilter) -> list[ExecutionRecord]:
+        """Executions matching ``filter``, by id (creation order); ``after``/``limit`` page."""
+        return await self._fetch(self.select_executions(filter))
+
+    async def _fetch(self, statement: Any) -> list[ExecutionRecord]:
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(statement)
+            return [_execution(row) for row in rows]
+
+    async def count_executions(self, filter: ExecutionFilter) -> int:
+        """How many executions match ``filter`` (``after`` applies, ``limit`` does not)."""
+        async with self._transaction(write=False) as conn:
+            return int((await conn.execute(self.count_statement(filter))).scalar_one())
+
+    async def count_by_status(self, filter: ExecutionFilter) -> dict[str, int]:
+        """Matching executions per status (statuses with none are left out)."""
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(self.count_by_status_statement(filter))
+            return {status: int(count) for status, count in rows}
+
+    async def stream_executions(
+        self, filter: ExecutionFilter, *, page_size: int = 1000
+    ) -> AsyncIterator[ExecutionRecord]:
+        """Every execution matching ``filter`` (up to ``filter.limit``), in keyset pages of
+        ``page_size``: memory stays bounded by one page, each page is its own transaction."""
+
+        def page(page_filter: ExecutionFilter, size: int) -> Any:
+            return self.select_executions(page_filter, limit=size)
+
+        async for record in self._stream(filter, page, page_size):
+            yield record
+
+    async def stream_unlinked(
+        self,
+        filter: ExecutionFilter,
+        *,
+        target_machine_id: str,
+        source_state: str | None,
+        transformer: str | None,
+        batch_id: str | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[ExecutionRecord]:
+        """Like :meth:`stream_executions`, only the executions not yet linked to
+        ``target_machine_id`` with this ``source_state`` and ``transformer``; with
+        ``batch_id`` only links to executions of that batch count."""
+
+        def page(page_filter: ExecutionFilter, size: int) -> Any:
+            return self.select_unlinked(
+                page_filter, target_machine_id, source_state, transformer, batch_id, size
+            )
+
+        async for record in self._stream(filter, page, page_size):
+            yield record
+
+    async def _stream(
+        self,
+        filter: ExecutionFilter,
+        select_page: Callable[[ExecutionFilter, int], Any],
+        page_size: int,
+    ) -> AsyncIterator[ExecutionRecord]:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, not {page_size}")
+        remaining = filter.limit
+        after = filter.after
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            page = await self._fetch(select_page(replace(filter, after=after), size))
+            for record in page:
+                yield record
+            if len(page) < size:
+                return
+            after = page[-1].id
+            if remaining is not None:
+                remaining -= len(page)
+            del page
+
+    async def history(self, execution_id: str) -> list[HistoryRecord]:
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                select(*_HISTORY_COLUMNS)
+                .where(HISTORY.c.execution_id == execution_id)
+                .order_by(HISTORY.c.sequence)
+            )
+            return [_history(row) for row in rows]
+
+    async def state_output(self, execution_id: str, state: str) -> tuple[bool, Any]:
+        """``(True, output)`` of the last SUCCEEDED history row of ``state``, else
+        ``(False, None)``."""
+        h = HISTORY
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(
+                    select(h.c.output)
+                    .where(h.c.execution_id == execution_id, h.c.state == state)
+                    .where(h.c.status == SUCCEEDED)
+                    .order_by(h.c.sequence.desc())
+                    .limit(1)
+                )
+            ).first()
+        return (True, row[0]) if row is not None else (False, None)
+
+    async def links_from(self, execution_id: str) -> list[LinkRecord]:
+        return await self._links(LINKS.c.source_execution_id == execution_id)
+
+    async def links_to(self, execution_id: str) -> list[LinkRecord]:
+        return await self._links(LINKS.c.target_execution_id == execution_id)
+
+    async def _links(self, condition: ColumnElement[bool]) -> list[LinkRecord]:
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                select(LINKS)
+                .where(condition)
+                .order_by(LINKS.c.created_at, LINKS.c.target_execution_id)
+            )
+            return [_link(row) for row in rows]
+
+    # ------------------------------------------------------------ running
+
+    async def claim(
+        self, execution_id: str, owner: str, lease_expires_at: datetime, now: datetime
+    ) -> ExecutionRecord | None:
+        """Take the lease of a QUEUED/RUNNING/WAITING execution whose lease is free, expired
+        or already ``owner``'s, in one ``UPDATE ... RETURNING``; the execution becomes
+        RUNNING and its version moves on. None if it is leased to someone else, ended or
+        missing."""
+        t = EXECUTIONS
+        statement = (
+            update(t)
+            .where(
+                t.c.id == execution_id,
+                t.c.status.in_(ACTIVE),
+                or_(
+                    t.c.lease_owner.is_(None),
+                    t.c.lease_expires_at.is_(None),
+                    t.c.lease_expires_at < now,
+                    t.c.lease_owner == owner,
+                ),
+            )
+            .values(
+                status=RUNNING,
+                lease_owner=owner,
+                lease_expires_at=lease_expires_at,
+                started_at=func.coalesce(t.c.started_at, _ts(now)),
+                row_version=t.c.row_version + 1,
+                updated_at=now,
+            )
+            .returning(*t.c)
+        )
+        async with self._transaction(write=True) as conn:
+            row = (await conn.execute(statement)).first()
+        return _execution(row) if row is not None else None
+
+    async def renew_lease(self, execution_id: str, owner: str, lease_expires_at: datetime) -> bool:
+        """Extend the lease if ``owner`` still holds it (the version does not change)."""
+        t = EXECUTIONS
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                update(t)
+                .where(t.c.id == execution_id, t.c.lease_owner == owner, t.c.status.in_(ACTIVE))
+                .values(lease_expires_at=lease_expires_at)
+            )
+        return bool(result.rowcount == 1)
+
+    async def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[bool]:
+        """Apply checkpoints in one transaction; for each, whether it applied (False: stale).
+
+        Checkpoints of one execution apply in list order (the second expects the version
+        the first wrote)."""
+        if not checkpoints:
+            return []
+        now = _now()
+        async with self._transaction(write=True) as conn:
+            if self._sqlite:
+                applied = await self._checkpoints_one_by_one(conn, checkpoints, now)
+            else:
+                applied = await self._checkpoints_bulk(conn, checkpoints, now)
+            history = [
+                _history_values(cp.execution_id, record)
+                for cp, ok in zip(checkpoints, applied, strict=True)
+                if ok
+                for record in cp.history
+            ]
+            await self._insert(conn, HISTORY, history)
+        return applied
+
+    @staticmethod
+    def _sqlite_checkpoint_statement() -> Any:
+        t = EXECUTIONS
+        owner = bindparam("owner", type_=String())
+        expires = bindparam("lease_expires_at", type_=UTCDateTime())
+        return (
+            update(t)
+            .where(
+                t.c.id == bindparam("execution_id"),
+                t.c.row_version == bindparam("expected_version"),
+                or_(owner.is_(None), t.c.lease_owner == owner),
+            )
+            .values(
+                status=bindparam("status"),
+                current_state=bindparam("current_state"),
+                data=bindparam("data", type_=t.c.data.type),
+                variables=bindparam("variables", type_=t.c.variables.type),
+                output=bindparam("output", type_=t.c.output.type),
+                error=bindparam("error"),
+                cause=bindparam("cause"),
+                ended_at=bindparam("ended_at", type_=UTCDateTime()),
+                history_seq=func.coalesce(
+                    bindparam("history_seq", type_=Integer()), t.c.history_seq
+                ),
+                row_version=bindparam("expected_version", type_=Integer()) + 1,
+                lease_expires_at=case(
+                    (bindparam("keep_expiry", type_=Boolean()), t.c.lease_expires_at),
+                    else_=expires,
+                ),
+                lease_owner=case(
+                    (bindparam("release", type_=Boolean()), null()), else_=t.c.lease_owner
+                ),
+                redrive_count=func.coalesce(
+                    bindparam("redrive_count", type_=Integer()), t.c.redrive_count
+                ),
+                updated_at=bindparam("now", type_=UTCDateTime()),
+            )
+        )
+
+    async def _checkpoints_one_by_one(
+        self, conn: AsyncConnection, checkpoints: Sequence[Checkpoint], now: datetime
+    ) -> list[bool]:
+        applied = []
+        for cp in checkpoints:
+            result = await conn.execute(self._checkpoint_statement, _checkpoint_params(cp, now))
+            applied.append(result.rowcount == 1)
+        return applied
+
+    async def _checkpoints_bulk(
+        self, conn: AsyncConnection, checkpoints: Sequence[Checkpoint], now: datetime
+    ) -> list[bool]:
+        """PostgreSQL: one UPDATE ... FROM unnest(arrays) per round; a round holds at most
+        one checkpoint per execution, so repeated executions apply in order."""
+        applied = [False] * len(checkpoints)
+        for round_ in _rounds(checkpoints):
+            params: dict[str, list[Any]] = {name: [] for name in _BULK_COLUMNS}
+            for index in round_:
+                for name, value in _checkpoint_params(checkpoints[index], now).items():
+                    if name in params:
+                        params[name].append(value)
+            for name in ("data", "variables", "output"):
+                params[name] = [_pg_json_text(v) for v in params[name]]
+            params["ended_at"] = [_utc(v) for v in params["ended_at"]]
+            params["lease_expires_at"] = [_utc(v) for v in params["lease_expires_at"]]
+            result = await conn.execute(_BULK_CHECKPOINT, {**params, "now": now})
+            done = {row[0] for row in result}
+            for index in round_:
+                applied[index] = checkpoints[index].execution_id in done
+        return applied
+
+    async def abort_executions(
+        self,
+        *,
+        execution_ids: Sequence[str] = (),
+        batch_id: str | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+        now: datetime,
+    ) -> int:
+        """Abort the named executions and/or the executions of ``batch_id`` that have not
+        ended: ABORTED, ended now, lease released, version moved on (so that their runners'
+        next checkpoints are stale). Returns how many were aborted."""
+        if not execution_ids and batch_id is None:
+            return 0
+        t = EXECUTIONS
+        statement = (
+            update(t)
+            .where(t.c.status.in_(ACTIVE))
+            .values(
+                status=ABORTED,
+                ended_at=now,
+                error=error,
+                cause=cause,
+                output=null(),
+                lease_owner=None,
+                lease_expires_at=None,
+                row_version=t.c.row_version + 1,
+                updated_at=now,
+            )
+        )
+        count = 0
+        async with self._transaction(write=True) as conn:
+            for chunk in _chunks(list(dict.fromkeys(execution_ids)), _IN_CHUNK):
+                result = await conn.execute(statement.where(t.c.id.in_(chunk)))
+                count += result.rowcount
+            if batch_id is not None:
+                result = await conn.execute(statement.where(t.c.batch_id == batch_id))
+                count += result.rowcount
+        return count
+
+    # ------------------------------------------------------------ batches
+
+    async def create_batch(self, record: BatchRecord) -> BatchRecord:
+        """Insert a batch; :class:`DuplicateBatchName` if its machine has one of that name."""
+        stored = replace(
+            record,
+            created_at=record.created_at or _now(),
+            options=dict(record.options),
+            counters=dict(record.counters),
+        )
+        values = {name: getattr(stored, name) for name in BatchRecord.__slots__}
+        try:
+            async with self._transaction(write=True) as conn:
+                await conn.execute(insert(BATCHES).values(**values))
+        except DuplicateBatchName as exc:
+            raise DuplicateBatchName(record.state_machine_id, record.name) from exc.__cause__
+        return stored
+
+    async def get_batch(self, batch_id: str) -> BatchRecord | None:
+        return await self._one_batch(BATCHES.c.id == batch_id)
+
+    async def get_batch_by_name(self, machine_id: str, name: str) -> BatchRecord | None:
+        return await self._one_batch(
+            and_(BATCHES.c.state_machine_id == machine_id, BATCHES.c.name == name)
+        )
+
+    async def _one_batch(self, condition: ColumnElement[bool]) -> BatchRecord | None:
+        async with self._transaction(write=False) as conn:
+            row = (await conn.execute(select(BATCHES).where(condition))).first()
+        return _batch(row) if row is not None else None
+
+    async def list_batches(
+        self, machine_id: str | None = None, limit: int = 100
+    ) -> list[BatchRecord]:
+        """Batches, newest first."""
+        t = BATCHES
+        condition = t.c.state_machine_id == machine_id if machine_id is not None else true()
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                select(t)
+                .where(condition)
+                .order_by(t.c.created_at.desc(), t.c.id.desc())
+                .limit(limit)
+            )
+            return [_batch(row) for row in rows]
+
+    async def update_batch(
+        self,
+        batch_id: str,
+        *,
+        status: str | None = None,
+        total: int | None = None,
+        counters: dict[str, int] | None = None,
+        stop_reason: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """Set the given fields (those left None keep their value)."""
+        given = {
+            "status": status,
+            "total": total,
+            "counters": counters,
+            "stop_reason": stop_reason,
+            "finished_at": finished_at,
+        }
+        values = {name: value for name, value in given.items() if value is not None}
+        if not values:
+            return
+        async with self._transaction(write=True) as conn:
+            await conn.execute(update(BATCHES).where(BATCHES.c.id == batch_id).values(**values))
+
+
+# ---------------------------------------------------------------- checkpoint helpers
+
+_SQL_NULL = null()
+
+
+def _checkpoint_params(cp: Checkpoint, now: datetime) -> dict[str, Any]:
+    release = cp.release_lease
+    return {
+        "execution_id": cp.execution_id,
+        "expected_version": cp.expected_version,
+        "owner": cp.owner,
+        "status": cp.status,
+        "current_state": cp.current_state,
+        "data": cp.data,
+        "variables": cp.variables if cp.variables is not None else {},
+        "output": cp.output if cp.status == SUCCEEDED else _SQL_NULL,
+        "error": cp.error,
+        "cause": cp.cause,
+        "ended_at": cp.ended_at,
+        "history_seq": max((h.sequence for h in cp.history), default=None),
+        "keep_expiry": cp.lease_expires_at is None and not release,
+        "lease_expires_at": cp.lease_expires_at,
+        "release": release,
+        "redrive_count": cp.redrive_count,
+        "now": now,
+    }
+
+
+def _rounds(checkpoints: Sequence[Checkpoint]) -> list[list[int]]:
+    """Split positions into rounds holding each execution at most once, in order."""
+    rounds: list[list[int]] = []
+    last_round: dict[str, int] = {}
+    for index, cp in enumerate(checkpoints):
+        number = last_round.get(cp.execution_id, -1) + 1
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+        last_round[cp.execution_id] = number
+    return rounds
+
+
+#: The columns of ``v`` in the bulk checkpoint UPDATE (PostgreSQL), one array each.
+_BULK_COLUMN_TYPES: Final[tuple[tuple[str, Any], ...]] = (
+    ("execution_id", Text()),
+    ("expected_version", Integer()),
+    ("owner", Text()),
+    ("status", Text()),
+    ("current_state", Text()),
+    ("data", Text()),
+    ("variables", Text()),
+    ("output", Text()),
+    ("error", Text()),
+    ("cause", Text()),
+    ("ended_at", DateTime(timezone=True)),
+    ("history_seq", Integer()),
+    ("keep_expiry", Boolean()),
+    ("lease_expires_at", DateTime(timezone=True)),
+    ("release", Boolean()),
+    ("redrive_count", Integer()),
+)
+_BULK_COLUMNS: Final = tuple(name for name, _ in _BULK_COLUMN_TYPES)
+
+
+def _bulk_checkpoint_statement() -> Any:
+    """``UPDATE executions SET ... FROM unnest(:arrays) AS v(...) WHERE ... RETURNING id``."""
+    t = EXECUTIONS
+    columns = _BULK_COLUMN_TYPES
+    v = (
+        func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in columns))
+        .table_valued(*(column(name, type_) for name, type_ in columns))
+        .render_derived(name="v")
+    )
+    jsonb = JSONB(none_as_null=False)
+    return (
+        update(t)
+        .where(
+            t.c.id == v.c.execution_id,
+            t.c.row_version == v.c.expected_version,
+            or_(v.c.owner.is_(None), t.c.lease_owner == v.c.owner),
+        )
+        .values(
+            status=v.c.status,
+            current_state=v.c.current_state,
+            data=v.c.data.cast(jsonb),
+            variables=v.c.variables.cast(jsonb),
+            output=v.c.output.cast(jsonb),
+            error=v.c.error,
+            cause=v.c.cause,
+            ended_at=v.c.ended_at,
+            history_seq=func.coalesce(v.c.history_seq, t.c.history_seq),
+            row_version=v.c.expected_version + 1,
+            lease_expires_at=case(
+                (v.c.keep_expiry, t.c.lease_expires_at), else_=v.c.lease_expires_at
+            ),
+            lease_owner=case((v.c.release, null()), else_=t.c.lease_owner),
+            redrive_count=func.coalesce(v.c.redrive_count, t.c.redrive_count),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        )
+        .returning(t.c.id)
+    )
+
+
+_BULK_CHECKPOINT = _bulk_checkpoint_statement()
+
+
+# ---------------------------------------------------------------- PostgreSQL bulk inserts
+
+
+@functools.cache
+def _pg_bulk_insert(table: Table) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """``INSERT INTO table (...) SELECT ... FROM unnest(:col1, :col2, ...) AS v(...)``, and
+    each column's kind: one fixed statement whatever the number of rows (JSON travels as
+    text and is cast to JSONB, so that values are serialised once, by us)."""
+    columns: list[tuple[str, str, Any]] = []
+    for col in table.c:
+        if isinstance(col.type, UTCDateTime):
+            columns.append((col.name, "timestamp", DateTime(timezone=True)))
+        elif isinstance(col.type, JSON):
+            columns.append((col.name, "json", Text()))
+        elif isinstance(col.type, Integer):
+            columns.append((col.name, "int", Integer()))
+        elif isinstance(col.type, Boolean):
+            columns.append((col.name, "bool", Boolean()))
+        else:
+            columns.append((col.name, "text", Text()))
+    v = (
+        func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, _, type_ in columns))
+        .table_valued(*(column(name, type_) for name, _, type_ in columns))
+        .render_derived(name="v")
+    )
+    jsonb = JSONB(none_as_null=False)
+    source = select(
+        *(v.c[name].cast(jsonb) if kind == "json" else v.c[name] for name, kind, _ in columns)
+    )
+    statement = insert(table).from_select([name for name, _, _ in columns], source)
+    return statement, tuple((name, kind) for name, kind, _ in columns)
+
+
+def _pg_json_text(value: Any) -> str | None:
+    """JSON text for a JSONB parameter (None for SQL NULL)."""
+    if value is _SQL_NULL:
+        return None
+    try:
+        return pg_json_dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
+
+
+def _pg_arrays(
+    columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+) -> dict[str, list[Any]]:
+    """Rows of values -> one list per column, JSON serialised, datetimes in UTC."""
+    arrays: dict[str, list[Any]] = {}
+    for name, kind in columns:
+        values = [row[name] for row in rows]
+        if kind == "json":
+            values = [_pg_json_text(v) for v in values]
+        elif kind == "timestamp":
+            values = [_utc(v) for v in values]
+        arrays[name] = values
+    return arrays
+
+
+# ---------------------------------------------------------------- SQLite JSON containment
+
+
+def _sqlite_contains(col: ColumnElement[Any], value: Any, what: str) -> ColumnElement[bool]:
+    """``col`` contains ``value`` for a flat object of scalars, with ``json_extract``."""
+    limitation = (
+        f"{what} on SQLite supports only an object of scalar values (strings, numbers, "
+        "booleans, null) under plain keys; use PostgreSQL for nested containment"
+    )
+    if not isinstance(value, dict):
+        raise ValueError(f"{limitation}; got {type(value).__name__}")
+    conditions: list[ColumnElement[bool]] = [func.json_type(col) == "object"]
+    for key, expected in value.items():
+        if not isinstance(key, str) or '"' in key or "\\" in key:
+            raise ValueError(f"{limitation}; key {key!r} cannot be matched")
+        path = f'$."{key}"'
+        kind = func.json_type(col, path)
+        if expected is None:
+            conditions.append(kind == "null")
+        elif isinstance(expected, bool):
+            conditions.append(kind == ("true" if expected else "false"))
+        elif isinstance(expected, int | float):
+            low, high = _SQLITE_INT_RANGE
+            if isinstance(expected, int) and not low <= expected <= high:
+                raise ValueError(f"{limitation}; {expected} is out of SQLite's integer range")
+            conditions.append(kind.in_(("integer", "real")))
+            conditions.append(func.json_extract(col, path) == expected)
+        elif isinstance(expected, str):
+            conditions.append(kind == "text")
+            conditions.append(func.json_extract(col, path) == expected)
+        else:
+            raise ValueError(f"{limitation}; the value of {key!r} is a {type(expected).__name__}")
+    return and_(*conditions)
+
+
+# ---------------------------------------------------------------- opening
+
+
+async def open_store(
+    url: str | URL | None = None, *, create: bool = True, **options: Any
+) -> SQLStore:
+    """Open the store at ``url`` (SQLAlchemy URL; ``sqlite://``/``postgresql://`` get their
+    async driver; None: ``sqlite+aiosqlite:///./statefleet.db``).
+
+    With ``create`` (the default) the schema is migrated to the newest revision first
+    (idempotent, safe from concurrent processes): the embedded SQLite default thus sets
+    itself up on first use. ``options`` go to ``create_async_engine`` (``pool_size``, ...).
+    """
+    try:
+        engine = create_engine(url, **options)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise InfrastructureError(f"cannot open the store {url!r}: {exc}") from exc
+    store = SQLStore(engine)
+    if create:
+        try:
+            await store.upgrade()
+        except BaseException:
+            await engine.dispose()
+            raise
+    return store
+
+
+async def upgrade(url: str | URL | None = None) -> str:
+    """Migrate the database at ``url`` to the newest schema; returns the revision it is at."""
+    store = SQLStore(create_engine(normalize_url(url)))
+    try:
+        await store.upgrade()
+        return (await store.revision()) or head_revision()
+    finally:
+        await store.close()
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_protocol(store: SQLStore) -> Store:  # checked by mypy
+        return store
