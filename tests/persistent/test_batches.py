@@ -1,0 +1,256 @@
+"""Local batches on both stores: chained and bulk, concurrency bound, stop rules, cancel,
+resume by name — exact counts, nothing chained twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from statefleet import BatchOptions, ExecutionFilter, PersistentStateMachine, TaskError
+from statefleet.store import SQLStore
+
+INTAKE = {
+    "StartAt": "Normalise",
+    "States": {
+        "Normalise": {
+            "Type": "Pass",
+            "Parameters": {"id.$": "$.id", "qty.$": "$.qty"},
+            "Next": "Price",
+        },
+        "Price": {"Type": "Task", "Resource": "shop:price", "ResultPath": "$.total", "End": True},
+    },
+}
+
+FULFIL = {
+    "StartAt": "Ship",
+    "States": {"Ship": {"Type": "Task", "Resource": "shop:ship", "End": True}},
+}
+
+
+def price(order: dict[str, Any]) -> int:
+    return int(order["qty"]) * 10
+
+
+def ship(order: dict[str, Any]) -> dict[str, Any]:
+    return {"shipped": order["id"], "total": order.get("total")}
+
+
+async def intake(store: SQLStore, **resources: Any) -> PersistentStateMachine:
+    return await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": price, **resources}
+    )
+
+
+async def fulfil(store: SQLStore, **kwargs: Any) -> PersistentStateMachine:
+    return await PersistentStateMachine.create(
+        FULFIL,
+        machine_id="fulfil",
+        store=store,
+        resources={"shop:ship": kwargs.pop("ship", ship)},
+        transformers={"id_only": lambda order: {"id": order["id"]}},
+        **kwargs,
+    )
+
+
+async def test_chained_batch_links_every_source_once(store: SQLStore) -> None:
+    source = await intake(store)
+    bulk = await source.execute_bulk(
+        ({"id": i, "qty": i % 7} for i in range(1000)), BatchOptions(name="orders")
+    )
+    done = await bulk.wait()
+    assert (done.status, done.total, done.counters) == ("SUCCEEDED", 1000, {"SUCCEEDED": 1000})
+
+    target = await fulfil(store)
+    chained = await target.execute_batch(
+        ExecutionFilter(state_machine_id="intake", status="SUCCEEDED"),
+        unique=True,
+        options=BatchOptions(name="ship-all", concurrency=32),
+    )
+    finished = await chained.wait()
+    assert (finished.status, finished.total) == ("SUCCEEDED", 1000)
+    outputs = {}
+    async for record in chained.results():
+        links = await store.links_to(record.id)
+        assert len(links) == 1
+        outputs[links[0].source_execution_id] = record.output
+    assert len(outputs) == 1000
+    sources = {r.id: r for r in await source.list(ExecutionFilter(limit=2000))}
+    for source_id, output in outputs.items():
+        assert output == {
+            "shipped": sources[source_id].input["id"],
+            "total": sources[source_id].output["total"],
+        }
+
+    again = await target.execute_batch(
+        ExecutionFilter(state_machine_id="intake", status="SUCCEEDED"),
+        unique=True,
+        options=BatchOptions(name="ship-again"),
+    )
+    assert (await again.wait()).total == 0
+
+
+async def test_chain_from_state_output_with_transformer(store: SQLStore) -> None:
+    source = await intake(store)
+    await (await source.execute_bulk([{"id": i, "qty": 1} for i in range(20)])).wait()
+    target = await fulfil(store)
+    batch = await target.execute_batch(
+        ExecutionFilter(state_machine_id="intake"),
+        source_state="Normalise",
+        transformer="id_only",
+        options=BatchOptions(name="from-state"),
+    )
+    await batch.wait()
+    shipped = sorted([r.output["shipped"] async for r in batch.results()])
+    assert shipped == list(range(20))
+    outputs = [r.output async for r in batch.results()]
+    assert all(o["total"] is None for o in outputs)  # the transformer kept only the id
+
+
+async def test_bulk_async_generator_never_exceeds_concurrency(store: SQLStore) -> None:
+    running = 0
+    peak = 0
+
+    async def slow_price(order: dict[str, Any]) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+        return 1
+
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": slow_price}
+    )
+
+    async def inputs() -> AsyncIterator[dict[str, Any]]:
+        for i in range(5000):
+            yield {"id": i, "qty": 1}
+
+    batch = await sm.execute_bulk(inputs(), BatchOptions(name="bulk", concurrency=50))
+    done = await batch.wait()
+    assert (done.total, done.counters) == (5000, {"SUCCEEDED": 5000})
+    assert await sm.count(ExecutionFilter(batch_id=batch.id)) == 5000
+    assert 1 < peak <= 50
+
+
+def failing_price(bad: set[int]) -> Any:
+    def price_or_fail(order: dict[str, Any]) -> int:
+        if order["id"] in bad:
+            raise TaskError("OutOfStock", f"item {order['id']} is out of stock")
+        return 1
+
+    return price_or_fail
+
+
+async def test_stop_on_error_starts_nothing_after_the_first_failure(store: SQLStore) -> None:
+    sm = await PersistentStateMachine.create(
+        INTAKE,
+        machine_id="intake",
+        store=store,
+        resources={"shop:price": failing_price({10})},
+    )
+    batch = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(2000)),
+        BatchOptions(name="careful", stop_on_error=True, concurrency=4, chunk_size=50),
+    )
+    done = await batch.wait()
+    assert done.status == "FAILED"
+    assert done.stop_reason is not None and "stop_on_error" in done.stop_reason
+    counts = done.counters
+    assert counts.get("FAILED") == 1
+    assert counts.get("SUCCEEDED", 0) < 100  # stopped early
+    # everything created but not started was aborted, nothing is left pending
+    assert set(counts) <= {"SUCCEEDED", "FAILED", "ABORTED"}
+    assert sum(counts.values()) == done.total == await sm.count(ExecutionFilter(batch_id=done.id))
+
+
+async def test_tolerated_failure_percentage(store: SQLStore) -> None:
+    bad = set(range(0, 1000, 4))  # 25 % fail
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": failing_price(bad)}
+    )
+    tolerant = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(1000)),
+        BatchOptions(name="tolerant", tolerated_failure_percentage=30),
+    )
+    done = await tolerant.wait()
+    assert done.status == "SUCCEEDED"
+    assert done.counters == {"SUCCEEDED": 750, "FAILED": 250}
+
+    strict = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(1000)),
+        BatchOptions(name="strict", tolerated_failure_percentage=10, concurrency=8, chunk_size=50),
+    )
+    stopped = await strict.wait()
+    assert stopped.status == "FAILED"
+    assert "tolerated failure percentage" in (stopped.stop_reason or "")
+    assert stopped.counters.get("SUCCEEDED", 0) < 750
+
+
+async def test_cancel_aborts_the_rest(store: SQLStore) -> None:
+    gate = asyncio.Event()
+
+    async def gated_price(order: dict[str, Any]) -> int:
+        await gate.wait()
+        return 1
+
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": gated_price}
+    )
+    batch = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(500)),
+        BatchOptions(name="doomed", concurrency=10, chunk_size=50),
+    )
+    async with asyncio.timeout(30):
+        while batch.counters.running < 10:  # noqa: ASYNC110 - polling the live counters
+            await asyncio.sleep(0.01)
+    await batch.cancel()
+    gate.set()
+    done = await batch.wait()
+    assert done.status == "ABORTED"
+    assert set(done.counters) == {"ABORTED"}
+    assert done.total == await sm.count(ExecutionFilter(batch_id=done.id))
+
+
+async def test_same_name_resumes_instead_of_duplicating(store: SQLStore) -> None:
+    sm = await intake(store)
+    first = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(300)), BatchOptions(name="nightly")
+    )
+    await first.wait()
+    again = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(300)), BatchOptions(name="nightly")
+    )
+    assert again.id == first.id
+    done = await again.wait()
+    assert done.total == 300
+    assert await sm.count(ExecutionFilter(batch_id=first.id)) == 300
+    listed = await sm.list_batches()
+    assert [b.name for b in listed] == ["nightly"]
+
+
+async def test_callbacks_and_options_validation(store: SQLStore) -> None:
+    seen: list[str] = []
+
+    async def started(batch: Any) -> None:
+        seen.append(f"start {batch.name}")
+
+    def completed(batch: Any) -> None:
+        seen.append(f"done {batch.status}")
+
+    sm = await intake(store)
+    batch = await sm.execute_bulk(
+        [{"id": 1, "qty": 1}],
+        BatchOptions(name="cb", on_start=started, on_complete=completed),
+    )
+    await batch.wait()
+    assert seen == ["start cb", "done SUCCEEDED"]
+    with pytest.raises(ValueError, match="concurrency"):
+        BatchOptions(concurrency=0)
+    with pytest.raises(ValueError, match="priority"):
+        BatchOptions(priority=11)
+    with pytest.raises(ValueError, match="tolerated_failure_percentage"):
+        BatchOptions(tolerated_failure_percentage=120)
