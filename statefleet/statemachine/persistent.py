@@ -19,10 +19,10 @@ import inspect
 import logging
 import os
 import socket
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from statefleet.errors import (
     ChainingError,
@@ -73,6 +73,9 @@ FOLDABLE = frozenset({"Pass", "Choice"})
 
 DEFAULT_LEASE_SECONDS = 60.0
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 
 def default_owner() -> str:
     """A lease owner name unique to this process: host:pid:random."""
@@ -83,24 +86,27 @@ def utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-class CheckpointWriter:
-    """Groups the checkpoints of concurrently running executions into shared transactions.
+class GroupWriter(Generic[T, R]):
+    """Runs the concurrent calls of one store write as shared transactions (group commit).
 
-    ``write`` returns once the checkpoint is committed (True) or refused as stale
-    (False). While one transaction is in flight the next checkpoints queue up and go
-    together in the following one, so a process running many executions commits
-    hundreds of checkpoints per transaction, and a single execution pays no delay.
+    ``submit`` returns once its item is committed. While one transaction is in flight
+    the next items queue up and go together in the following one, so a process running
+    many executions commits hundreds of writes per transaction, and a lone caller pays
+    no delay. If a shared transaction fails, its items are retried one by one so that
+    each caller gets its own result or error.
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
-        self._store = store
+    def __init__(
+        self, write: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int = 2000
+    ) -> None:
+        self._write = write
         self._max_batch = max_batch
-        self._pending: list[tuple[Checkpoint, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def write(self, checkpoint: Checkpoint) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((checkpoint, future))
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
@@ -110,17 +116,60 @@ class CheckpointWriter:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             try:
-                results = await self._store.write_checkpoints([cp for cp, _ in batch])
-            except BaseException as exc:  # hand the failure to every waiter
+                results = await self._write([item for item, _ in batch])
+            except asyncio.CancelledError:
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                        future.cancel()
+                raise
+            except Exception as exc:
+                if len(batch) == 1:
+                    if not batch[0][1].done():
+                        batch[0][1].set_exception(exc)
+                    continue
+                await self._one_by_one(batch)
                 continue
-            for (_, future), applied in zip(batch, results, strict=True):
+            for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_result(applied)
+                    future.set_result(result)
+
+    async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        for item, future in batch:
+            try:
+                [result] = await self._write([item])
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+
+class CheckpointWriter:
+    """Checkpoints of concurrently running executions, committed in shared transactions."""
+
+    def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
+        self._checkpoints: GroupWriter[Checkpoint, bool] = GroupWriter(
+            store.write_checkpoints, max_batch=max_batch
+        )
+
+        async def create(items: list[tuple[ExecutionRecord, LinkRecord | None]]) -> list[None]:
+            await store.create_executions(
+                [record for record, _ in items], [link for _, link in items if link is not None]
+            )
+            return [None] * len(items)
+
+        self._creations: GroupWriter[tuple[ExecutionRecord, LinkRecord | None], None] = (
+            GroupWriter(create, max_batch=max_batch)
+        )
+
+    async def write(self, checkpoint: Checkpoint) -> bool:
+        """Commit a checkpoint; False if the version guard refused it (stale)."""
+        return await self._checkpoints.submit(checkpoint)
+
+    async def create(self, record: ExecutionRecord, link: LinkRecord | None = None) -> None:
+        """Create one execution (and its source link), sharing a transaction with others."""
+        await self._creations.submit((record, link))
 
 
 @dataclass(slots=True)
@@ -288,7 +337,7 @@ class PersistentStateMachine:
         record = self.new_execution(input, name=name, owner=self.owner)
         if link is not None:
             link.target_execution_id = record.id
-        await self.store.create_executions([record], [link] if link else [])
+        await self.writer.create(record, link)
         return await self.advance(record)
 
     def new_execution(
