@@ -2,6 +2,7 @@
 #   make test        install, make sure PostgreSQL and Redis binaries exist, run pytest,
 #                    then the ASL conformance cases
 #   make check       lint + typecheck + test
+#   make bench       the benchmark suite (bench-quick: a ~3 minute version)
 
 PYTHON ?= python
 PYTEST_ARGS ?=
@@ -13,7 +14,7 @@ ASL_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
-.PHONY: install services-deps test lint typecheck check bench
+.PHONY: install services-deps test lint typecheck check bench bench-quick
 
 install:
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet -e '.[dev]'
@@ -24,6 +25,12 @@ services-deps:
 	else \
 		echo "redis-server not found: installing it with apt-get"; \
 		$(SUDO) apt-get update -q && $(APT_INSTALL) redis-server; \
+	fi
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium: /usr/bin/chromium"; \
+	else \
+		echo "chromium not found: installing it with apt-get (the UI's browser tests)"; \
+		$(SUDO) apt-get update -q && $(APT_INSTALL) chromium; \
 	fi
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "postgresql: $$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"; \
@@ -54,9 +61,16 @@ typecheck:
 
 check: lint typecheck test
 
-bench:
-	@if [ -f bench/interpreter.py ]; then \
-		$(PYTHON) bench/interpreter.py; \
-	else \
-		echo "bench/interpreter.py does not exist yet"; exit 1; \
-	fi
+# Benchmarks (bench/run.py): PostgreSQL and Redis are started on loopback by the script;
+# the Celery peer gets its own virtualenv (bench/.venv-celery), created on first use.
+#   make bench        full suite (~25 min), medians of 3 -> bench/results/latest.md
+#   make bench-quick  ~3 min, 1 run per figure       -> bench/results/quick.md
+BENCH_ARGS ?=
+
+bench: services-deps
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet -e .
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+bench-quick: services-deps
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet -e .
+	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)

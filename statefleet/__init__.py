@@ -11,6 +11,7 @@ from statefleet.errors import (
     StatefleetError,
     TaskError,
 )
+from statefleet.queue import QueueClient
 from statefleet.settings import Settings
 from statefleet.statemachine.batch import Batch, BatchOptions
 from statefleet.statemachine.machine import RunResult, StateMachine
@@ -29,6 +30,7 @@ __all__ = [
     "ExecutionFilter",
     "NotFoundError",
     "PersistentStateMachine",
+    "QueueClient",
     "ResourceNotFoundError",
     "RunResult",
     "Settings",

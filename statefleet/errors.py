@@ -84,7 +84,15 @@ class ExecutionError(StatefleetError):
 
 
 class TaskError(ExecutionError):
-    """Raised by a task callable to fail its state with a chosen ASL error name."""
+    """Raised by a task callable to fail its state with a chosen ASL error name.
+
+    ``retryable=False`` marks a failure that retrying cannot fix: in distributed mode the
+    job is not retried and the execution is dead-lettered at once (Retry/Catch of the
+    state still see it as usual)."""
+
+    def __init__(self, error: str, cause: str | None = None, *, retryable: bool = True) -> None:
+        super().__init__(error, cause)
+        self.retryable = retryable
 
 
 class RuntimeFailure(ExecutionError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
@@ -34,6 +34,36 @@ class Settings(BaseSettings):
     queue_prefix: str = Field(default="statefleet", description="Prefix of every Redis key.")
     lease_seconds: float = Field(default=60.0, gt=0, description="Execution lease length.")
     concurrency: int = Field(default=64, gt=0, description="Default batch concurrency.")
+
+    # distributed mode (statefleet.queue)
+    queue_max_tries: int = Field(default=3, ge=1, description="Tries of a job (per batch too).")
+    queue_max_depth: int | None = Field(
+        default=None, gt=0, description="Most jobs a queue may hold; a batch past it waits/fails."
+    )
+    queue_job_timeout: float = Field(default=300.0, gt=0, description="Per-job timeout (s).")
+    queue_park_after: float = Field(
+        default=5.0, ge=0, description="A Wait longer than this (s) parks instead of sleeping."
+    )
+    queue_keep_result: float = Field(default=3600.0, ge=0, description="arq result TTL (s).")
+    worker_queues: str = Field(
+        default="critical:6,default:3,low:1", description="Queues a worker serves, weighted."
+    )
+    worker_concurrency: int = Field(default=50, gt=0, description="Jobs a worker runs at once.")
+    worker_grace: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long running jobs may finish (s)."
+    )
+
+    # web UI and REST API (statefleet.ui)
+    ui_api_tokens: SecretStr | None = Field(
+        default=None, description="Bearer tokens of the REST API, comma-separated."
+    )
+    ui_username: str | None = Field(default=None, description="Basic-auth user of the pages.")
+    ui_password: SecretStr | None = Field(
+        default=None, description="Basic-auth password of the pages."
+    )
+    ui_secret: SecretStr | None = Field(
+        default=None, description="Signs session cookies and CSRF tokens (default: random)."
+    )
 
     def resolved_redis_url(self) -> str | None:
         """The Redis URL from STATEFLEET_REDIS_URL, else from the common REDIS_* variables."""

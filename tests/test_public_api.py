@@ -19,6 +19,7 @@ EXPECTED = [
     "ExecutionFilter",
     "NotFoundError",
     "PersistentStateMachine",
+    "QueueClient",
     "ResourceNotFoundError",
     "RunResult",
     "Settings",

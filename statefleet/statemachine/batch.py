@@ -94,6 +94,13 @@ class BatchOptions:
     tolerated_failure_count: int | None = None
     #: Executions created per transaction.
     chunk_size: int = 500
+    #: Distributed mode: the queue (default: the priority's name), the tries of each job
+    #: (default: the queue client's, 3), and when the batch may start (``defer_until``, a
+    #: datetime or ISO-8601 text, or ``defer_by`` seconds from its start).
+    queue: str | None = None
+    max_tries: int | None = None
+    defer_until: datetime | str | None = None
+    defer_by: float | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -107,12 +114,23 @@ class BatchOptions:
         if count is not None and count < 0:
             raise ValueError(f"tolerated_failure_count must be >= 0, got {count}")
         priority_name(self.priority)
+        if self.max_tries is not None and self.max_tries < 1:
+            raise ValueError(f"max_tries must be at least 1, got {self.max_tries}")
+        if self.defer_until is not None and self.defer_by is not None:
+            raise ValueError("give defer_until or defer_by, not both")
+        if isinstance(self.defer_until, str):
+            moment = datetime.fromisoformat(self.defer_until)
+            object.__setattr__(self, "defer_until", moment)
+        if isinstance(self.defer_until, datetime) and self.defer_until.tzinfo is None:
+            raise ValueError("defer_until must be timezone-aware")
 
     def as_record(self) -> dict[str, Any]:
         """The JSON-ready options stored with the batch (callbacks left out)."""
         out = asdict(self)
         out.pop("on_start")
         out.pop("on_complete")
+        if isinstance(self.defer_until, datetime):
+            out["defer_until"] = self.defer_until.isoformat()
         return out
 
 
@@ -416,6 +434,9 @@ async def run_batch(
 ) -> Batch:
     """Create (or resume, by name) a batch and start it; return its handle at once."""
     store = machine.store
+    dispatcher = machine.get_queue_client()
+    if dispatcher is not None:  # distributed mode: refuse at once if the queue is full
+        await dispatcher.admit(machine, options)
     name = options.name or f"batch-{new_id()}"
     existing = await store.get_batch_by_name(machine.machine_id, name)
     resume = existing is not None
@@ -456,7 +477,7 @@ async def _drive(
     try:
         if dispatcher is None:
             await LocalRunner(machine, batch, options).run(source, resume)
-        else:  # pragma: no cover - distributed mode arrives with the queue
+        else:
             await dispatcher.run_batch(machine, batch, options, source, resume)
     except BaseException as exc:
         reason = f"batch crashed: {type(exc).__name__}: {exc}"

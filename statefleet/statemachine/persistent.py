@@ -61,7 +61,7 @@ from statefleet.statemachine.runtime import (
 )
 from statefleet.statemachine.steps import End, Failed, Next, Parked
 
-__all__ = ["CheckpointWriter", "PersistentStateMachine", "default_owner"]
+__all__ = ["CheckpointWriter", "JobControl", "PersistentStateMachine", "default_owner"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ class CheckpointWriter:
             )
             return [None] * len(items)
 
-        self._creations: GroupWriter[tuple[ExecutionRecord, LinkRecord | None], None] = (
-            GroupWriter(create, max_batch=max_batch)
+        self._creations: GroupWriter[tuple[ExecutionRecord, LinkRecord | None], None] = GroupWriter(
+            create, max_batch=max_batch
         )
 
     async def write(self, checkpoint: Checkpoint) -> bool:
@@ -170,6 +170,26 @@ class CheckpointWriter:
     async def create(self, record: ExecutionRecord, link: LinkRecord | None = None) -> None:
         """Create one execution (and its source link), sharing a transaction with others."""
         await self._creations.submit((record, link))
+
+
+@dataclass(slots=True)
+class JobControl:
+    """How a queue worker has :meth:`PersistentStateMachine.advance` run one execution, and
+    what came of it. Local mode passes none: Waits sleep, failures are written as FAILED.
+
+    ``park_after``: a top-level Wait longer than this many seconds parks the execution
+    (WAITING, its wake time stored, lease released) and ``advance`` returns; the worker
+    schedules a job for ``parked_until``.
+    ``retry_failures``: a failure a state raised (``Failed.retryable``) is not written as
+    FAILED; the execution is checkpointed at the failed state, RUNNING and unleased, and
+    ``handed_back`` is set so that the worker retries the job.
+    """
+
+    park_after: float | None = None
+    retry_failures: bool = False
+    parked_until: float | None = None
+    failure: Failed | None = None
+    handed_back: bool = False
 
 
 @dataclass(slots=True)
@@ -447,6 +467,15 @@ class PersistentStateMachine:
     async def redrive(self, execution_id: str) -> ExecutionRecord:
         """Run a FAILED, TIMED_OUT or ABORTED execution again from the state that failed,
         keeping its history and the results of the states that succeeded."""
+        await self.prepare_redrive(execution_id)
+        claimed = await self.claim(execution_id)
+        if claimed is None:
+            raise StaleExecutionError(f"execution {execution_id!r} was taken by another runner")
+        return await self.advance(claimed)
+
+    async def prepare_redrive(self, execution_id: str) -> ExecutionRecord:
+        """Move a FAILED, TIMED_OUT or ABORTED execution back to RUNNING at its failed state,
+        unleased, for any runner to claim (a queue worker, or :meth:`redrive`)."""
         record = await self.get(execution_id)
         check_move(record.status, S.RUNNING, redrive=True)
         now = self.clock.now()
@@ -465,10 +494,7 @@ class PersistentStateMachine:
         )
         if not applied:
             raise StaleExecutionError(f"execution {execution_id!r} changed while redriving it")
-        claimed = await self.claim(execution_id)
-        if claimed is None:
-            raise StaleExecutionError(f"execution {execution_id!r} was taken by another runner")
-        return await self.advance(claimed)
+        return await self.get(execution_id)
 
     async def cancel(self, execution_id: str, cause: str | None = None) -> bool:
         """Abort an execution that has not ended. A runner advancing it stops at its next
@@ -497,7 +523,8 @@ class PersistentStateMachine:
         through ``transformer``. ``unique=True`` skips sources already chained to this
         machine with the same source state and transformer. Returns at once."""
         options = options or BatchOptions()
-        self.statemachine.check_resources(self.resources)
+        if self._queue_client is None:  # on the queue, the workers hold the resources
+            self.statemachine.check_resources(self.resources)
         if transformer is not None and transformer not in self.transformers:
             known = ", ".join(sorted(self.transformers)) or "none"
             raise ChainingError(f"no input transformer {transformer!r} (registered: {known})")
@@ -524,7 +551,8 @@ class PersistentStateMachine:
         """Start one execution per input (any iterable or async iterable, streamed).
         Returns at once; running the same named batch again resumes it."""
         options = options or BatchOptions()
-        self.statemachine.check_resources(self.resources)
+        if self._queue_client is None:  # on the queue, the workers hold the resources
+            self.statemachine.check_resources(self.resources)
 
         def source(batch: Batch, prefix: str, skip: int) -> Any:
             return bulk_source(self, batch, inputs, prefix, options.chunk_size, skip)
@@ -576,17 +604,20 @@ class PersistentStateMachine:
         self._versions[version] = found
         return found
 
-    async def advance(self, record: ExecutionRecord) -> ExecutionRecord:
+    async def advance(
+        self, record: ExecutionRecord, control: JobControl | None = None
+    ) -> ExecutionRecord:
         """Run an execution this runner has claimed, from its checkpoint to its end.
 
         Returns the final record; if the version guard refuses a write (another runner
         took the execution over, or it was cancelled) it stops and returns the record as
-        the store has it.
+        the store has it. A queue worker passes a :class:`JobControl`: the execution may
+        then also come back parked (WAITING) or handed back after a retryable failure.
         """
         statemachine = await self._load_version(record.version)
         renewer = asyncio.create_task(self._renew_lease(record.id))
         try:
-            return await self._advance(statemachine, record)
+            return await self._advance(statemachine, record, control)
         except StaleExecutionError as exc:
             logger.warning(
                 "execution %s: %s; stopping without writing",
@@ -617,7 +648,7 @@ class PersistentStateMachine:
                 return
 
     async def _advance(
-        self, statemachine: StateMachine, record: ExecutionRecord
+        self, statemachine: StateMachine, record: ExecutionRecord, control: JobControl | None
     ) -> ExecutionRecord:
         machine: Machine = statemachine.machine
         started = record.started_at.timestamp() if record.started_at else self.clock.now()
@@ -633,6 +664,12 @@ class PersistentStateMachine:
             redrive_count=record.redrive_count,
             execution_arn=(
                 f"arn:aws:states:local:000000000000:execution:{self.machine_id}:{record.name}"
+            ),
+            park_after=control.park_after if control is not None else None,
+            wake_at=(
+                record.wake_at.timestamp()
+                if record.wake_at is not None and record.current_state is not None
+                else None
             ),
         )
         scope = Scope(dict(record.variables or {}))
@@ -676,12 +713,22 @@ class PersistentStateMachine:
                     return await self._finish(
                         progress, run, 0, S.SUCCEEDED, None, None, scope, output=output
                     )
-                case Failed(error=error, cause=cause):
+                case Failed(error=error, cause=cause, retryable=retryable):
+                    if control is not None:
+                        control.failure = step
+                        if control.retry_failures and retryable:
+                            control.handed_back = True
+                            return await self._release(progress, S.RUNNING, name, data, scope)
                     return await self._finish(
                         progress, run, 0, S.FAILED, name, data, scope, error=error, cause=cause
                     )
-                case Parked():  # pragma: no cover - parking arrives with the queue
-                    raise NotImplementedError("parking needs the queue dispatcher")
+                case Parked(until=until):
+                    if control is not None:
+                        control.parked_until = until
+                    return await self._release(
+                        progress, S.WAITING, name, data, scope, wake_at=until
+                    )
+            run.wake_at = None  # only the state the run resumed at takes it
 
     def _history_records(self, progress: _Progress) -> builtins.list[HistoryRecord]:
         records = []
@@ -718,6 +765,8 @@ class PersistentStateMachine:
         error: str | None = None,
         cause: str | None = None,
         final: bool = False,
+        release: bool = False,
+        wake_at: float | None = None,
     ) -> None:
         before = progress.history_seq
         history = self._history_records(progress)
@@ -735,8 +784,9 @@ class PersistentStateMachine:
             error=None if error is None else str(error),
             cause=cause,
             ended_at=utc(now) if final else None,
-            lease_expires_at=None if final else utc(now + self.lease_seconds),
-            release_lease=final,
+            lease_expires_at=None if final or release else utc(now + self.lease_seconds),
+            release_lease=final or release,
+            wake_at=None if wake_at is None else utc(wake_at),
         )
         if not await self.writer.write(checkpoint):
             progress.history_seq = before
@@ -744,6 +794,33 @@ class PersistentStateMachine:
                 f"checkpoint refused: the row is no longer at version {progress.row_version}"
             )
         progress.row_version += 1
+
+    async def _release(
+        self,
+        progress: _Progress,
+        status: str,
+        current_state: str,
+        data: Any,
+        scope: Scope,
+        *,
+        wake_at: float | None = None,
+    ) -> ExecutionRecord:
+        """Checkpoint a run that stops before the end (parked, or handed back to the queue)
+        and release its lease, for any runner to continue."""
+        await self._checkpoint(
+            progress, status, current_state, data, scope, release=True, wake_at=wake_at
+        )
+        record = progress.record
+        record.status = status
+        record.current_state = current_state
+        record.data = data
+        record.variables = dict(scope.variables)
+        record.lease_owner = None
+        record.lease_expires_at = None
+        record.wake_at = None if wake_at is None else utc(wake_at)
+        record.row_version = progress.row_version
+        record.history_seq = progress.history_seq
+        return record
 
     async def _finish(
         self,
@@ -783,6 +860,7 @@ class PersistentStateMachine:
         record.ended_at = utc(self.clock.now())
         record.lease_owner = None
         record.lease_expires_at = None
+        record.wake_at = None
         record.row_version = progress.row_version
         record.history_seq = progress.history_seq
         return record

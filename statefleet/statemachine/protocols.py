@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 __all__ = [
     "BatchRecord",
     "Checkpoint",
+    "DeadLetterRecord",
     "DefinitionRecord",
     "Dispatcher",
     "ExecutionFilter",
@@ -111,6 +112,8 @@ class ExecutionRecord:
     redrive_count: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    #: When a parked (WAITING) execution's Wait ends.
+    wake_at: datetime | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -184,6 +187,26 @@ class Checkpoint:
     lease_expires_at: datetime | None = None
     release_lease: bool = False
     redrive_count: int | None = None
+    #: The execution's wake time (parked WAITING executions); every checkpoint sets it.
+    wake_at: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class DeadLetterRecord:
+    """A queue job given up on: its tries are exhausted, its error is not retryable or its
+    payload does not parse. Kept until purged explicitly."""
+
+    id: str
+    execution_id: str | None
+    state_machine_id: str | None = None
+    batch_id: str | None = None
+    queue: str | None = None
+    job_id: str | None = None
+    error: str
+    cause: str | None = None
+    tries: int = 0
+    payload: str | None = None
+    created_at: datetime | None = None
 
 
 @runtime_checkable
@@ -264,6 +287,26 @@ class Store(Protocol):
         stop_reason: str | None = None,
         finished_at: datetime | None = None,
     ) -> None: ...
+
+    # dead letters and retention
+    async def add_dead_letters(self, records: Sequence[DeadLetterRecord]) -> None: ...
+    async def list_dead_letters(
+        self,
+        *,
+        ids: Sequence[str] = (),
+        state_machine_id: str | None = None,
+        batch_id: str | None = None,
+        error: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[DeadLetterRecord]:
+        """Dead letters by id (creation order), narrowed by every argument given."""
+        ...
+
+    async def delete_dead_letters(self, ids: Sequence[str]) -> int: ...
+    async def purge_executions(self, *, ended_before: datetime) -> int:
+        """Delete ended executions (with their history and links) that ended before."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -231,6 +231,12 @@ class Run:
     history: list[HistoryEvent] = field(default_factory=list)
     events: int = 1
     record_history: bool = True
+    #: A top-level Wait longer than this many seconds parks the execution instead of
+    #: sleeping (distributed mode); None sleeps in this process.
+    park_after: float | None = None
+    #: When a parked Wait ends (epoch seconds): set on the run that resumes at that Wait,
+    #: which takes it instead of starting its delay again.
+    wake_at: float | None = None
     _execution_context: dict[str, Any] | None = None
 
     def next_event_id(self) -> int:

@@ -23,10 +23,15 @@ class End:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The machine failed with an ASL error name and cause."""
+    """The machine failed with an ASL error name and cause.
+
+    ``retryable`` tells a queue worker whether running the state again may help: None
+    for a designed failure (a Fail state, an error caught into a failure), True for an
+    error a state raised, False for one marked non-retryable or a ``States.Runtime``."""
 
     error: str
     cause: str | None
+    retryable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

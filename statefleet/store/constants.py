@@ -7,6 +7,7 @@ from typing import Final
 
 __all__ = [
     "BATCHES",
+    "DEAD_LETTERS",
     "DEFAULT_URL",
     "EXECUTIONS",
     "LINKED_EXECUTIONS",
@@ -29,9 +30,17 @@ EXECUTIONS: Final = "executions"
 STATE_HISTORY: Final = "state_history"
 LINKED_EXECUTIONS: Final = "linked_executions"
 BATCHES: Final = "batches"
+DEAD_LETTERS: Final = "dead_letters"
 
 #: Every table, parents before children (the order to create; reverse it to drop).
-TABLES: Final = (STATE_MACHINES, BATCHES, EXECUTIONS, STATE_HISTORY, LINKED_EXECUTIONS)
+TABLES: Final = (
+    STATE_MACHINES,
+    BATCHES,
+    EXECUTIONS,
+    STATE_HISTORY,
+    LINKED_EXECUTIONS,
+    DEAD_LETTERS,
+)
 
 #: Alembic's version table, named for statefleet so that it can share a database with an
 #: application that runs Alembic migrations of its own.

@@ -48,6 +48,7 @@ from statefleet.store import constants as c
 __all__ = [
     "Base",
     "BatchRow",
+    "DeadLetterRow",
     "DefinitionRow",
     "ExecutionRow",
     "HistoryRow",
@@ -203,6 +204,7 @@ class ExecutionRow(Base):
     redrive_count: Mapped[int] = mapped_column(Integer(), server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         # Names are unique per machine; being byte-ordered, this index also serves name
@@ -292,4 +294,29 @@ class LinkRow(Base):
             "transformer",
             "target_batch_id",
         ),
+    )
+
+
+class DeadLetterRow(Base):
+    """A queue job given up on (tries exhausted, non-retryable error, unparseable payload).
+    No foreign key: a garbage job may name no execution, and dead letters outlive purges."""
+
+    __tablename__ = c.DEAD_LETTERS
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    execution_id: Mapped[str | None] = mapped_column(IdType)
+    state_machine_id: Mapped[str | None] = mapped_column(String())
+    batch_id: Mapped[str | None] = mapped_column(IdType)
+    queue: Mapped[str | None] = mapped_column(String())
+    job_id: Mapped[str | None] = mapped_column(String())
+    error: Mapped[str] = mapped_column(Text())
+    cause: Mapped[str | None] = mapped_column(Text())
+    tries: Mapped[int] = mapped_column(Integer(), server_default=text("0"))
+    payload: Mapped[str | None] = mapped_column(Text())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_dead_letters_state_machine_id_id", "state_machine_id", "id"),
+        Index("ix_dead_letters_batch_id_id", "batch_id", "id"),
+        Index("ix_dead_letters_execution_id", "execution_id"),
     )

@@ -55,6 +55,7 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    delete,
     exists,
     func,
     insert,
@@ -76,6 +77,7 @@ from statefleet.statemachine.lifecycle import ExecutionStatus
 from statefleet.statemachine.protocols import (
     BatchRecord,
     Checkpoint,
+    DeadLetterRecord,
     DefinitionRecord,
     ExecutionFilter,
     ExecutionRecord,
@@ -87,6 +89,7 @@ from statefleet.store.engine import WRITE, create_engine, normalize_url, pg_json
 from statefleet.store.migrate import current_revision, head_revision, upgrade_engine
 from statefleet.store.models import (
     BatchRow,
+    DeadLetterRow,
     DefinitionRow,
     ExecutionRow,
     HistoryRow,
@@ -113,6 +116,7 @@ EXECUTIONS = cast(Table, ExecutionRow.__table__)
 HISTORY = cast(Table, HistoryRow.__table__)
 LINKS = cast(Table, LinkRow.__table__)
 BATCHES = cast(Table, BatchRow.__table__)
+DEAD_LETTERS = cast(Table, DeadLetterRow.__table__)
 
 SUCCEEDED: Final = ExecutionStatus.SUCCEEDED.value
 RUNNING: Final = ExecutionStatus.RUNNING.value
@@ -264,6 +268,7 @@ def _execution_values(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
         "redrive_count": record.redrive_count,
         "created_at": record.created_at or now,
         "updated_at": record.updated_at or now,
+        "wake_at": record.wake_at,
     }
 
 
@@ -913,6 +918,7 @@ class SQLStore:
                 redrive_count=func.coalesce(
                     bindparam("redrive_count", type_=Integer()), t.c.redrive_count
                 ),
+                wake_at=bindparam("wake_at", type_=UTCDateTime()),
                 updated_at=bindparam("now", type_=UTCDateTime()),
             )
         )
@@ -970,6 +976,7 @@ class SQLStore:
                 params[name] = [_pg_json_text(v) for v in params[name]]
             params["ended_at"] = [_utc(v) for v in params["ended_at"]]
             params["lease_expires_at"] = [_utc(v) for v in params["lease_expires_at"]]
+            params["wake_at"] = [_utc(v) for v in params["wake_at"]]
             result = await conn.execute(_BULK_CHECKPOINT, {**params, "now": now})
             done = {row[0] for row in result}
             for index in round_:
@@ -1086,6 +1093,73 @@ class SQLStore:
         async with self._transaction(write=True) as conn:
             await conn.execute(update(BATCHES).where(BATCHES.c.id == batch_id).values(**values))
 
+    # ------------------------------------------------------------ dead letters, retention
+
+    async def add_dead_letters(self, records: Sequence[DeadLetterRecord]) -> None:
+        if not records:
+            return
+        now = _now()
+        rows = [
+            {
+                name: (getattr(r, name) if name != "created_at" else r.created_at or now)
+                for name in DeadLetterRecord.__slots__
+            }
+            for r in records
+        ]
+        async with self._transaction(write=True) as conn:
+            await conn.execute(insert(DEAD_LETTERS), rows)
+
+    async def list_dead_letters(
+        self,
+        *,
+        ids: Sequence[str] = (),
+        state_machine_id: str | None = None,
+        batch_id: str | None = None,
+        error: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[DeadLetterRecord]:
+        """Dead letters by id (creation order), narrowed by every argument given."""
+        t = DEAD_LETTERS
+        where: list[ColumnElement[bool]] = []
+        if ids:
+            where.append(t.c.id.in_(list(ids)))
+        if state_machine_id is not None:
+            where.append(t.c.state_machine_id == state_machine_id)
+        if batch_id is not None:
+            where.append(t.c.batch_id == batch_id)
+        if error is not None:
+            where.append(t.c.error == error)
+        if after is not None:
+            where.append(t.c.id > after)
+        statement = select(t).where(*where).order_by(t.c.id)
+        if limit is not None:
+            statement = statement.limit(limit)
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(statement)
+            return [DeadLetterRecord(**row._mapping) for row in rows]
+
+    async def delete_dead_letters(self, ids: Sequence[str]) -> int:
+        count = 0
+        async with self._transaction(write=True) as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids)), _IN_CHUNK):
+                result = await conn.execute(
+                    delete(DEAD_LETTERS).where(DEAD_LETTERS.c.id.in_(chunk))
+                )
+                count += result.rowcount
+        return count
+
+    async def purge_executions(self, *, ended_before: datetime) -> int:
+        """Delete ended executions that ended before ``ended_before``; their history and
+        links go with them (ON DELETE CASCADE). Dead letters are kept."""
+        t = EXECUTIONS
+        terminal = [s.value for s in ExecutionStatus if s.value not in ACTIVE]
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(
+                delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before)
+            )
+        return int(result.rowcount)
+
 
 # ---------------------------------------------------------------- checkpoint helpers
 
@@ -1111,6 +1185,7 @@ def _checkpoint_params(cp: Checkpoint, now: datetime) -> dict[str, Any]:
         "lease_expires_at": cp.lease_expires_at,
         "release": release,
         "redrive_count": cp.redrive_count,
+        "wake_at": cp.wake_at,
         "now": now,
     }
 
@@ -1146,6 +1221,7 @@ _BULK_COLUMN_TYPES: Final[tuple[tuple[str, Any], ...]] = (
     ("lease_expires_at", DateTime(timezone=True)),
     ("release", Boolean()),
     ("redrive_count", Integer()),
+    ("wake_at", DateTime(timezone=True)),
 )
 _BULK_COLUMNS: Final = tuple(name for name, _ in _BULK_COLUMN_TYPES)
 
@@ -1183,6 +1259,7 @@ def _bulk_checkpoint_statement() -> Any:
             ),
             lease_owner=case((v.c.release, null()), else_=t.c.lease_owner),
             redrive_count=func.coalesce(v.c.redrive_count, t.c.redrive_count),
+            wake_at=v.c.wake_at,
             updated_at=bindparam("now", type_=UTCDateTime()),
         )
         .returning(t.c.id)

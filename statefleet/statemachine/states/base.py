@@ -215,7 +215,7 @@ class State:
                 for catcher in self.catchers:
                     if error_matches(catcher.error_equals, error):
                         return self._caught(env, raw, catcher, error, cause)
-                return Failed(error, cause)
+                return Failed(error, cause, retryable=_retryable(exc))
             if assigned:
                 scope.variables.update(assigned)
             if scope.record_history:
@@ -341,6 +341,14 @@ class State:
                 ErrorName.RESULT_PATH_MATCH_FAILURE,
                 f"Unable to apply ReferencePath {path.text} to input {json_text(raw)}",
             ) from None
+
+
+def _retryable(exc: ExecutionError) -> bool:
+    """May running the state again help? Not for ``States.Runtime`` nor for errors marked
+    ``retryable=False``."""
+    if isinstance(exc, RuntimeFailure):
+        return False
+    return bool(getattr(exc, "retryable", True))
 
 
 def _optional_path(spec: Mapping[str, Any], field: str) -> Path | None:

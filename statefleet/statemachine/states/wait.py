@@ -1,4 +1,9 @@
-"""Wait: delays for a number of seconds or until a timestamp."""
+"""Wait: delays for a number of seconds or until a timestamp.
+
+In distributed mode (``Run.park_after`` set) a top-level Wait longer than that does not
+sleep: it returns ``Parked(state, until)`` and the runner checkpoints the execution as
+WAITING with its wake time; a deferred job resumes it at that Wait, which then takes the
+stored wake time (``Run.wake_at``) instead of starting its delay from zero."""
 
 from __future__ import annotations
 
@@ -8,9 +13,18 @@ from typing import Any
 from statefleet.errors import ErrorName, RuntimeFailure
 from statefleet.statemachine.expressions import Expression, compile_expression, is_expression
 from statefleet.statemachine.paths import Path, PathNotFound, compile_path
-from statefleet.statemachine.runtime import StateEnv
+from statefleet.statemachine.runtime import Run, Scope, StateEnv
 from statefleet.statemachine.states.base import State
 from statefleet.statemachine.states.choice import _is_number, parse_timestamp
+from statefleet.statemachine.steps import Parked, Step
+
+
+class _Park(Exception):
+    """Raised inside the pipeline, turned into ``Parked`` by :meth:`WaitState.enter`."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__(until)
+        self.until = until
 
 
 class WaitState(State):
@@ -41,10 +55,23 @@ class WaitState(State):
         elif "TimestampPath" in spec:
             self.timestamp = compile_path(spec["TimestampPath"])
 
+    async def enter(self, run: Run, scope: Scope, raw: Any) -> Step:
+        try:
+            return await super().enter(run, scope, raw)
+        except _Park as park:
+            return Parked(self.name, until=park.until)
+
     async def execute(self, env: StateEnv, data: Any) -> Any:
-        until = self.wake_time(env, data)
-        clock = env.run.clock
+        run = env.run
+        top_level = env.scope.record_history
+        if top_level and run.wake_at is not None:
+            until, run.wake_at = run.wake_at, None  # resumed after a park
+        else:
+            until = self.wake_time(env, data)
+        clock = run.clock
         delay = until - clock.now()
+        if top_level and run.park_after is not None and delay > run.park_after:
+            raise _Park(until)
         if delay > 0:
             await clock.sleep(delay)
         return data

@@ -1,4 +1,4 @@
-"""Initial schema: state machines, executions, history, links and batches.
+"""Initial schema: state machines, executions, history, links, batches and dead letters.
 
 Revision ID: 0001
 Revises:
@@ -108,6 +108,7 @@ def upgrade() -> None:
         sa.Column("redrive_count", sa.Integer(), server_default=zero(), nullable=False),
         sa.Column("created_at", timestamp(), nullable=False),
         sa.Column("updated_at", timestamp(), nullable=False),
+        sa.Column("wake_at", timestamp(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_executions"),
         sa.UniqueConstraint("state_machine_id", "name", name="uq_executions_state_machine_id_name"),
     )
@@ -191,7 +192,36 @@ def upgrade() -> None:
         ],
     )
 
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", key_type(), nullable=False),
+        sa.Column("execution_id", key_type(), nullable=True),
+        sa.Column("state_machine_id", sa.String(), nullable=True),
+        sa.Column("batch_id", key_type(), nullable=True),
+        sa.Column("queue", sa.String(), nullable=True),
+        sa.Column("job_id", sa.String(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("cause", sa.Text(), nullable=True),
+        sa.Column("tries", sa.Integer(), server_default=zero(), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=True),
+        sa.Column("created_at", timestamp(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_dead_letters"),
+    )
+    for name, columns in (
+        ("ix_dead_letters_state_machine_id_id", ["state_machine_id", "id"]),
+        ("ix_dead_letters_batch_id_id", ["batch_id", "id"]),
+        ("ix_dead_letters_execution_id", ["execution_id"]),
+    ):
+        op.create_index(name, "dead_letters", columns)
+
 
 def downgrade() -> None:
-    for table in ("linked_executions", "state_history", "executions", "batches", "state_machines"):
+    for table in (
+        "dead_letters",
+        "linked_executions",
+        "state_history",
+        "executions",
+        "batches",
+        "state_machines",
+    ):
         op.drop_table(table)

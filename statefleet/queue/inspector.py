@@ -1,0 +1,209 @@
+"""What the UI shows of Redis: queues and their jobs, workers, dead letters, daily counters.
+
+A thin, read-only layer (the UI renders what it returns), plus pause/resume through the
+client. Job states, as arq leaves them in a queue ZSET:
+
+* ``active``    — has an ``arq:in-progress`` lock (a worker runs it);
+* ``pending``   — runnable now (score <= now), not locked, never tried;
+* ``retry``     — not locked, tried before (``arq:retry`` >= 1): waiting for its backoff;
+* ``scheduled`` — score in the future (a deferred batch, a parked execution's wake).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from statefleet.queue import jobs
+from statefleet.queue.client import QueueClient, aw
+
+__all__ = ["Inspector", "JobInfo", "QueueInfo"]
+
+#: Counts every member of a queue by state in one pass on the server.
+#: KEYS[1] = queue zset; ARGV = now ms, in-progress prefix, retry prefix.
+COUNT = """
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local now = tonumber(ARGV[1])
+local active, pending, retry, scheduled = 0, 0, 0, 0
+for i = 1, #members, 2 do
+  local id = members[i]
+  if redis.call('EXISTS', ARGV[2] .. id) == 1 then
+    active = active + 1
+  elseif tonumber(members[i + 1]) > now then
+    scheduled = scheduled + 1
+  elseif redis.call('EXISTS', ARGV[3] .. id) == 1 then
+    retry = retry + 1
+  else
+    pending = pending + 1
+  end
+end
+return {active, pending, retry, scheduled}
+"""
+
+
+@dataclass
+class QueueInfo:
+    name: str
+    size: int
+    active: int
+    pending: int
+    retry: int
+    scheduled: int
+    paused: bool
+    processed_today: int
+    failed_today: int
+
+
+@dataclass
+class JobInfo:
+    job_id: str
+    execution_id: str | None
+    queue: str
+    state: str
+    runnable_at: datetime
+    tries: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Inspector:
+    """Read-only views of one fleet's Redis."""
+
+    def __init__(self, client: QueueClient) -> None:
+        self.client = client
+        self.keys = client.keys
+
+    async def queues(self) -> list[QueueInfo]:
+        redis = await self.client.redis()
+        names = sorted(set(await self.client.queue_names()) | set(await self.client.paused()))
+        paused = set(await self.client.paused())
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        out = []
+        for name in names:
+            active, pending, retry, scheduled = await aw(
+                redis.eval(
+                    COUNT,
+                    1,
+                    self.keys.queue(name),
+                    str(int(time.time() * 1000)),
+                    self.keys.in_progress(""),
+                    self.keys.retry(""),
+                )
+            )
+            processed = await redis.get(self.keys.stats("processed", name, day))
+            failed = await redis.get(self.keys.stats("failed", name, day))
+            out.append(
+                QueueInfo(
+                    name=name,
+                    size=int(active) + int(pending) + int(retry) + int(scheduled),
+                    active=int(active),
+                    pending=int(pending),
+                    retry=int(retry),
+                    scheduled=int(scheduled),
+                    paused=name in paused,
+                    processed_today=int(processed or 0),
+                    failed_today=int(failed or 0),
+                )
+            )
+        return out
+
+    async def jobs(
+        self, queue: str, *, state: str | None = None, limit: int = 100
+    ) -> list[JobInfo]:
+        """The first ``limit`` jobs of a queue (in score order), optionally of one state."""
+        redis = await self.client.redis()
+        now = time.time() * 1000
+        out: list[JobInfo] = []
+        start = 0
+        while len(out) < limit:
+            members = await aw(
+                redis.zrange(self.keys.queue(queue), start, start + 499, withscores=True)
+            )
+            if not members:
+                break
+            start += len(members)
+            async with redis.pipeline(transaction=False) as pipe:
+                for job_id, _ in members:
+                    job_id = _text(job_id)
+                    pipe.exists(self.keys.in_progress(job_id))
+                    pipe.get(self.keys.retry(job_id))
+                    pipe.get(self.keys.job(job_id))
+                found = await pipe.execute()
+            for index, (job_id, score) in enumerate(members):
+                job_id = _text(job_id)
+                locked, tries, raw = found[3 * index : 3 * index + 3]
+                tries = int(tries or 0)
+                if locked:
+                    kind = "active"
+                elif score > now:
+                    kind = "scheduled"
+                elif tries:
+                    kind = "retry"
+                else:
+                    kind = "pending"
+                if state is not None and kind != state:
+                    continue
+                try:
+                    payload = jobs.loads(raw) if raw is not None else {}
+                except ValueError:
+                    payload = {"unreadable": _text(raw)[:200]}
+                out.append(
+                    JobInfo(
+                        job_id=job_id,
+                        execution_id=self.keys.execution_id(job_id),
+                        queue=queue,
+                        state=kind,
+                        runnable_at=datetime.fromtimestamp(score / 1000, UTC),
+                        tries=tries,
+                        payload=payload if isinstance(payload, dict) else {"value": payload},
+                    )
+                )
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """Live workers, from their heartbeats (entries past their TTL are cleaned up)."""
+        redis = await self.client.redis()
+        ids = [_text(i) for i in await aw(redis.zrange(self.keys.workers, 0, -1))]
+        out = []
+        gone = []
+        for worker_id in ids:
+            raw = await redis.get(self.keys.worker(worker_id))
+            if raw is None:
+                gone.append(worker_id)
+                continue
+            out.append(json.loads(raw))
+        if gone:
+            await aw(redis.zrem(self.keys.workers, *gone))
+        return out
+
+    async def dead_letters(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters, from the Redis index (the database has them all)."""
+        redis = await self.client.redis()
+        ids = [_text(i) for i in await aw(redis.zrevrange(self.keys.dead, 0, limit - 1))]
+        if not ids:
+            return []
+        values = await aw(redis.hmget(self.keys.dead_info, ids))
+        return [json.loads(v) for v in values if v is not None]
+
+    async def daily_stats(self, *, days: int = 7) -> dict[str, dict[str, dict[str, int]]]:
+        """{queue: {day: {"processed": n, "failed": n}}} for the last ``days`` days."""
+        redis = await self.client.redis()
+        today = datetime.now(UTC).date()
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for name in await self.client.queue_names():
+            per_day: dict[str, dict[str, int]] = {}
+            for back in range(days):
+                day = (today - timedelta(days=back)).isoformat()
+                processed = await redis.get(self.keys.stats("processed", name, day))
+                failed = await redis.get(self.keys.stats("failed", name, day))
+                per_day[day] = {"processed": int(processed or 0), "failed": int(failed or 0)}
+            out[name] = per_day
+        return out
