@@ -163,6 +163,31 @@ class CheckpointWriter:
             create, max_batch=max_batch
         )
 
+        async def claim(
+            items: list[tuple[str, str, datetime, datetime]],
+        ) -> list[ExecutionRecord | None]:
+            taken: dict[str, ExecutionRecord] = {}
+            owners: dict[str, list[tuple[str, str, datetime, datetime]]] = {}
+            for item in items:
+                owners.setdefault(item[1], []).append(item)
+            for owner, group in owners.items():
+                expires = max(item[2] for item in group)
+                now = max(item[3] for item in group)
+                taken.update(
+                    await store.claim_many([item[0] for item in group], owner, expires, now)
+                )
+            return [taken.pop(item[0], None) for item in items]
+
+        self._claims: GroupWriter[tuple[str, str, datetime, datetime], ExecutionRecord | None] = (
+            GroupWriter(claim, max_batch=max_batch)
+        )
+
+    async def claim(
+        self, execution_id: str, owner: str, lease_expires_at: datetime, now: datetime
+    ) -> ExecutionRecord | None:
+        """Take an execution's lease, sharing a statement with concurrent claims."""
+        return await self._claims.submit((execution_id, owner, lease_expires_at, now))
+
     async def write(self, checkpoint: Checkpoint) -> bool:
         """Commit a checkpoint; False if the version guard refused it (stale)."""
         return await self._checkpoints.submit(checkpoint)
@@ -456,8 +481,9 @@ class PersistentStateMachine:
         return await self.advance(claimed)
 
     async def claim(self, execution_id: str) -> ExecutionRecord | None:
+        """Take the execution's lease for this runner (None if another holds it or it ended)."""
         now = self.clock.now()
-        return await self.store.claim(
+        return await self.writer.claim(
             execution_id,
             self.owner,
             utc(now + self.lease_seconds),

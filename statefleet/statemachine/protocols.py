@@ -256,6 +256,13 @@ class Store(Protocol):
     async def claim(
         self, execution_id: str, owner: str, lease_expires_at: datetime, now: datetime
     ) -> ExecutionRecord | None: ...
+    async def claim_many(
+        self,
+        execution_ids: Sequence[str],
+        owner: str,
+        lease_expires_at: datetime,
+        now: datetime,
+    ) -> dict[str, ExecutionRecord]: ...
     async def renew_lease(
         self, execution_id: str, owner: str, lease_expires_at: datetime
     ) -> bool: ...

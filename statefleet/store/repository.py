@@ -366,6 +366,7 @@ class SQLStore:
         self.dialect: str = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"
         self._checkpoint_statement = self._sqlite_checkpoint_statement()
+        self._claim_statement = self._build_claim_statement()
 
     @property
     def url(self) -> URL:
@@ -823,12 +824,43 @@ class SQLStore:
         or already ``owner``'s, in one ``UPDATE ... RETURNING``; the execution becomes
         RUNNING and its version moves on. None if it is leased to someone else, ended or
         missing."""
+        claimed = await self.claim_many([execution_id], owner, lease_expires_at, now)
+        return claimed.get(execution_id)
+
+    async def claim_many(
+        self,
+        execution_ids: Sequence[str],
+        owner: str,
+        lease_expires_at: datetime,
+        now: datetime,
+    ) -> dict[str, ExecutionRecord]:
+        """:meth:`claim` for many executions in one statement; returns those taken, by id."""
+        if not execution_ids:
+            return {}
+        params = {
+            "owner": owner,
+            "lease_expires_at": lease_expires_at,
+            "now": now,
+        }
+        taken: dict[str, ExecutionRecord] = {}
+        async with self._transaction(write=True) as conn:
+            for chunk in _chunks(list(dict.fromkeys(execution_ids)), 1000):
+                result = await conn.execute(self._claim_statement, {**params, "ids": list(chunk)})
+                for row in result:
+                    record = _execution(row)
+                    taken[record.id] = record
+        return taken
+
+    @staticmethod
+    def _build_claim_statement() -> Any:
         t = EXECUTIONS
-        statement = (
+        now = bindparam("now", type_=UTCDateTime())
+        owner = bindparam("owner", type_=String())
+        return (
             update(t)
             .where(
-                t.c.id == execution_id,
-                t.c.status.in_(ACTIVE),
+                t.c.id.in_(bindparam("ids", expanding=True)),
+                or_(*(t.c.status == status for status in ACTIVE)),
                 or_(
                     t.c.lease_owner.is_(None),
                     t.c.lease_expires_at.is_(None),
@@ -839,16 +871,13 @@ class SQLStore:
             .values(
                 status=RUNNING,
                 lease_owner=owner,
-                lease_expires_at=lease_expires_at,
-                started_at=func.coalesce(t.c.started_at, _ts(now)),
+                lease_expires_at=bindparam("lease_expires_at", type_=UTCDateTime()),
+                started_at=func.coalesce(t.c.started_at, now),
                 row_version=t.c.row_version + 1,
                 updated_at=now,
             )
             .returning(*t.c)
         )
-        async with self._transaction(write=True) as conn:
-            row = (await conn.execute(statement)).first()
-        return _execution(row) if row is not None else None
 
     async def renew_lease(self, execution_id: str, owner: str, lease_expires_at: datetime) -> bool:
         """Extend the lease if ``owner`` still holds it (the version does not change)."""
