@@ -48,6 +48,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from statefleet import demo as demo_lib
 from statefleet.app import App
 from statefleet.errors import (
     ChainingError,
@@ -86,6 +87,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs are rewrapped to the terminal
 )
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 definitions_app = typer.Typer(help="State machine definitions in the store.", no_args_is_help=True)
@@ -95,8 +97,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(executions_app, name="executions")
 app.add_typer(batch_app, name="batch")
-
-logger = logging.getLogger("statefleet.cli")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -132,7 +132,12 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; library errors become a message on stderr and an exit code."""
     try:
-        return asyncio.run(coroutine)
+        with asyncio.Runner() as runner:
+            try:
+                return runner.run(coroutine)
+            except KeyboardInterrupt:
+                _settle(runner.get_loop())
+                raise
     except USAGE_ERRORS as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except (StaleExecutionError, InfrastructureError, StatefleetError) as exc:
@@ -143,6 +148,19 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         raise _fail(f"{exc}{detail}", EXIT_FAILED) from None
     except KeyboardInterrupt:
         raise _fail("interrupted", EXIT_INTERRUPTED) from None
+
+
+def _settle(loop: asyncio.AbstractEventLoop, rounds: int = 20) -> None:
+    """After Ctrl-C: cancel what still runs (a batch's workers) until it has stopped. A task
+    can swallow one cancellation in a ``finally`` that awaits, so cancel again, a few times,
+    rather than wait forever as ``asyncio.run`` would."""
+    for _ in range(rounds):
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.wait(pending, timeout=0.5))
 
 
 def _stdout() -> Console:
@@ -300,13 +318,17 @@ class _Env:
             await store.close()
 
     async def machine(
-        self, store: SQLStore, machine_id: str, version: str | None = None
+        self,
+        store: SQLStore,
+        machine_id: str,
+        version: str | None = None,
+        resources: Mapping[str, Callable[..., Any]] | None = None,
     ) -> PersistentStateMachine:
         return await PersistentStateMachine.load(
             machine_id,
             store=store,
             version=version,
-            resources=self.app.resources,
+            resources=self.app.resources if resources is None else resources,
             transformers=self.app.transformers,
             lease_seconds=self.app.settings.lease_seconds,
         )
@@ -374,6 +396,27 @@ async def follow(batch: Batch, title: str, total: int | None, console: Console) 
     """Draw a progress bar (done / failed / rate / ETA) following the batch's live counters
     until it ends."""
     ended = asyncio.ensure_future(batch.wait())
+    try:
+        await _draw(batch, ended, title, total, console)
+    except asyncio.CancelledError:
+        ended.cancel()
+        console.print(
+            f"interrupted: batch {batch.name} stopped; `statefleet batch resume {batch.id}` "
+            "continues it (the executions that were running stay leased to this process "
+            "for the lease time)",
+            markup=False,
+        )
+        raise
+    ended.result()
+
+
+async def _draw(
+    batch: Batch,
+    ended: asyncio.Future[BatchRecord],
+    title: str,
+    total: int | None,
+    console: Console,
+) -> None:
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -408,7 +451,6 @@ async def follow(batch: Batch, title: str, total: int | None, console: Console) 
         counts = await batch.counts()
         done = sum(n for s, n in counts.items() if s not in _ACTIVE)
         progress.update(task, total=done, completed=done, failed=done - counts.get("SUCCEEDED", 0))
-    ended.result()
 
 
 _ACTIVE = frozenset({"QUEUED", "RUNNING", "WAITING"})
@@ -487,9 +529,7 @@ async def _run_persisted(
     resources: Mapping[str, Callable[..., Any]],
 ) -> ExecutionRecord:
     async with env.store() as store:
-        sm = await PersistentStateMachine.load(
-            machine_id, store=store, resources=resources, transformers=env.app.transformers
-        )
+        sm = await env.machine(store, machine_id, resources=resources)
         return await sm.execute(data, name=name)
 
 
@@ -948,14 +988,7 @@ def _print_batch(record: BatchRecord, counts: dict[str, int]) -> None:
 async def _batch_outcome(
     batch: Batch, console: Console, title: str, total: int | None
 ) -> tuple[BatchRecord, dict[str, int]]:
-    try:
-        await follow(batch, title, total, console)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        console.print(
-            f"interrupted: resume the batch with `statefleet batch resume {batch.id}`",
-            markup=False,
-        )
-        raise
+    await follow(batch, title, total, console)
     record = await batch.wait()
     return record, await batch.counts()
 
@@ -1085,16 +1118,14 @@ def batch_list(
     app_ref: AppOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Batches, newest first (a running batch's counts are read live from the store)."""
+    """Batches, newest first, with their executions counted in the store."""
     env = _Env.of(app_ref, database_url)
 
     async def go() -> list[tuple[BatchRecord, dict[str, int]]]:
         async with env.store() as store:
             out = []
             for record in await store.list_batches(machine, limit):
-                counts = record.counters
-                if record.status == "RUNNING":
-                    counts = await store.count_by_status(ExecutionFilter(batch_id=record.id))
+                counts = await store.count_by_status(ExecutionFilter(batch_id=record.id))
                 out.append((record, counts))
             return out
 
@@ -1192,8 +1223,11 @@ def batch_resume(
 ) -> None:
     """Resume a batch interrupted by a crash: run its unfinished executions and start the
     ones it had not reached, none twice. A bulk batch needs its --inputs file again.
+    Executions the dead process was running stay leased to it until their lease expires
+    (STATEFLEET_LEASE_SECONDS): resuming before that leaves them, and exits 1.
 
-    Exit status: 0 the batch SUCCEEDED, 1 it FAILED or was ABORTED, 2 bad arguments.
+    Exit status: 0 the batch SUCCEEDED, 1 it FAILED or was ABORTED or has executions left,
+    2 bad arguments.
     """
     env = _Env.of(app_ref, database_url)
     count, stream = _inputs(inputs) if inputs is not None else (0, None)
@@ -1229,7 +1263,7 @@ def batch_resume(
 def demo(
     size: Annotated[
         int, typer.Option("--size", "-n", min=0, help="How many orders the intake batch runs.")
-    ] = 10_000,
+    ] = demo_lib.DEFAULT_SIZE,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", "-c", min=1, help="Executions at once.")
     ] = None,
@@ -1237,14 +1271,15 @@ def demo(
     app_ref: AppOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Order intake -> fulfilment on the embedded store: a bulk batch of --size orders,
-    then a batch chained over the accepted ones, and a summary read from the store.
+    """The demo: order intake -> fulfilment, with progress bars and a summary.
 
-    Every run starts two new batches (named demo-<UTC time>); the machines and their
+    A bulk batch of --size orders, then a batch chained over the accepted ones, on the
+    store (the SQLite file ./statefleet.db unless told otherwise), and a summary read from
+    the store.
+
+    Every run starts two new batches (named `demo-<UTC time>`); the machines and their
     executions stay in the store for the other commands to look at.
     """
-    from statefleet import demo as demo_lib
-
     env = _Env.of(app_ref, database_url)
     console = _stderr()
 
@@ -1267,7 +1302,7 @@ def demo(
         _print_demo(summary, env.database_url)
 
 
-def _demo_json(summary: Any, database_url: str) -> dict[str, Any]:
+def _demo_json(summary: demo_lib.DemoSummary, database_url: str) -> dict[str, Any]:
     return {
         "database_url": _hide_password(database_url),
         "size": summary.size,
@@ -1293,7 +1328,7 @@ def _demo_json(summary: Any, database_url: str) -> dict[str, Any]:
     }
 
 
-def _print_demo(summary: Any, database_url: str) -> None:
+def _print_demo(summary: demo_lib.DemoSummary, database_url: str) -> None:
     console = _stdout()
     statuses = [s for s in STATUSES if any(p.counts.get(s) for p in summary.phases)]
     table = Table(
@@ -1360,6 +1395,7 @@ def _root(
 # (the line registering statefleet/queue/commands.py goes here; that module must not import
 # statefleet.cli, which `python -m statefleet.cli` runs as __main__.)
 queue_commands.register(app, sys.modules[__name__])
+importlib.import_module("statefleet.ui.commands").register(app, sys.modules[__name__])
 
 
 def main() -> None:

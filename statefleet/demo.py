@@ -32,7 +32,7 @@ import time
 import zlib
 from array import array
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -281,19 +281,13 @@ async def latency_percentiles(
     streamed from the store (only one float per execution is kept)."""
     durations = array("d")
     statuses = tuple(s.value for s in TERMINAL)
-    async for record in store.stream_executions(_with_status(filter, statuses)):
+    async for record in store.stream_executions(replace(filter, status=statuses)):
         if record.started_at is not None and record.ended_at is not None:
             durations.append((record.ended_at - record.started_at).total_seconds())
     if not durations:
         return None, None
     ordered = sorted(durations)
     return _percentile(ordered, 50), _percentile(ordered, 99)
-
-
-def _with_status(filter: ExecutionFilter, statuses: tuple[str, ...]) -> ExecutionFilter:
-    from dataclasses import replace
-
-    return replace(filter, status=statuses)
 
 
 def _percentile(ordered: list[float], pct: float) -> float:

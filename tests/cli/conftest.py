@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,7 @@ while open_input or children:
                 finally:
                     os._exit(code)
         children[pid] = request["id"]
+        print(json.dumps({"id": request["id"], "pid": pid}), flush=True)
     while children:
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
@@ -142,6 +144,7 @@ class Zygote:
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._waiting: dict[int, Future[int]] = {}
+        self._pids: dict[int, Future[int]] = {}
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -150,7 +153,11 @@ class Zygote:
         for line in self._process.stdout:
             message = json.loads(line)
             with self._lock:
+                if "pid" in message:
+                    self._pids[message["id"]].set_result(message["pid"])
+                    continue
                 future = self._waiting.pop(message["id"])
+                del self._pids[message["id"]]
             future.set_result(message["code"])
         with self._lock:
             for future in self._waiting.values():
@@ -158,8 +165,10 @@ class Zygote:
 
     def run(
         self, args: Sequence[str], env: dict[str, str], cwd: Path, stdout: Path, stderr: Path
-    ) -> Future[int]:
+    ) -> tuple[Future[int], Future[int]]:
+        """Start a command; return futures of its pid and of its exit status."""
         future: Future[int] = Future()
+        pid: Future[int] = Future()
         ident = next(self._ids)
         request = {
             "id": ident,
@@ -171,10 +180,11 @@ class Zygote:
         }
         with self._lock:
             self._waiting[ident] = future
+            self._pids[ident] = pid
             assert self._process.stdin is not None
             self._process.stdin.write(json.dumps(request) + "\n")
             self._process.stdin.flush()
-        return future
+        return pid, future
 
     def close(self) -> None:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -234,12 +244,16 @@ class Running:
         self._dir = tempfile.TemporaryDirectory(prefix="statefleet-cli-")
         self._out = Path(self._dir.name) / "stdout"
         self._err = Path(self._dir.name) / "stderr"
-        self._future = _get_zygote().run(self.args, environment, cwd, self._out, self._err)
+        self._pid, self._future = _get_zygote().run(
+            self.args, environment, cwd, self._out, self._err
+        )
 
     def kill(self) -> None:
-        """SIGKILL the command (started with ``spawn=True``)."""
-        assert self._process is not None, "only a spawned command can be killed"
-        self._process.kill()
+        """SIGKILL the command."""
+        if self._process is not None:
+            self._process.kill()
+        else:
+            os.kill(self._pid.result(timeout=TIMEOUT), signal.SIGKILL)
 
     def finish(self) -> Done:
         if self._process is not None:
