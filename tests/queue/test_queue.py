@@ -281,7 +281,7 @@ async def test_a_critical_job_overtakes_low_ones(
 
     async def tick(payload: dict[str, Any]) -> str:
         order.append(payload["p"])
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.01)
         return payload["p"]
 
     sm = await PersistentStateMachine.create(
@@ -296,8 +296,13 @@ async def test_a_critical_job_overtakes_low_ones(
     try:
         while len(order) < 50:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        submitted = len(order)
         critical = await sm.execute_bulk([{"p": "critical"}], BatchOptions(name="c", priority=9))
+        # count from the moment the critical job is in Redis (the batch enqueues it from a
+        # background task), not from the call
+        async with asyncio.timeout(20):
+            while not await client.depth("critical") and "critical" not in order:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+        submitted = len(order)
         await asyncio.wait_for(critical.wait(), 20)
         position = order.index("critical")
     finally:
@@ -308,7 +313,9 @@ async def test_a_critical_job_overtakes_low_ones(
         await asyncio.wait_for(low.wait(), 10)
     overtaken = position - submitted  # low jobs started after the critical one was submitted
     if strict:
-        assert overtaken <= 2  # at most the jobs already dequeued (concurrency 2)
+        # at most the jobs already taken when it arrived: one per slot (concurrency 2), plus
+        # one poll that read the queues just before the critical job landed
+        assert overtaken <= 3
     else:
         assert overtaken < 100
 
