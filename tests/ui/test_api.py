@@ -347,9 +347,11 @@ async def test_workers_live_and_gone(filled: Fleet, make_ui: Any) -> None:
             health = await ui.get("/health")
             assert health["workers"] == 1 and health["status"] == "ok"
     finally:
-        await live.close()
-        task.cancel()
+        import signal
+
+        live.handle_sig(signal.SIGINT)
         await asyncio.gather(task, return_exceptions=True)
+        await live.close()
 
 
 async def test_health_metrics_redis_and_openapi(filled: Fleet, make_ui: Any) -> None:

@@ -21,6 +21,7 @@ def test_statefleet_ui_serves_health_and_pages(tmp_path: Path) -> None:
         "STATEFLEET_REDIS_URL": "",
     }
     env.pop("REDIS_URL", None)
+    env.pop("PYTHONTRACEMALLOC", None)
     env.pop("REDIS_HOST", None)
     log = tmp_path / "ui.log"
     with log.open("wb") as out:
