@@ -417,7 +417,9 @@ def run_local(results: Results, plan: Plan, pg: Any) -> None:
 # ------------------------------------------------------------------ 3 distributed
 
 
-def run_distributed(results: Results, plan: Plan, pg: Any, redis_url: str) -> None:
+def run_distributed(
+    results: Results, plan: Plan, pg: Any, redis_url: str, celery: CeleryRuns | None
+) -> None:
     """bench/distributed.py measures (its ``bench_enqueue``, ``bench_statefleet`` and
     ``bench_arq``); this adds the durable servers, the repetition and the workers' RSS."""
     if not (BENCH / "distributed.py").exists():
@@ -459,6 +461,11 @@ def run_distributed(results: Results, plan: Plan, pg: Any, redis_url: str) -> No
                 )
                 got["defaults"].append(defaults)
                 log(f"distributed arq {workers}w: tuned {tuned:,.0f}/s, defaults {defaults:,.0f}/s")
+                if celery is not None:
+                    try:
+                        celery.once(workers)
+                    except Exception as exc:  # the celery section retries and reports it
+                        log(f"celery {workers}p failed: {exc}")
     s = "4 distributed"
     results.add(
         s,
@@ -506,20 +513,41 @@ def run_distributed(results: Results, plan: Plan, pg: Any, redis_url: str) -> No
 # ------------------------------------------------------------------ 4 celery
 
 
-def run_celery(results: Results, plan: Plan, pg: Any, redis_url: str) -> None:
-    from peers import celery_peer
+class CeleryRuns:
+    """The Celery peer's runs by process count. They are taken in the distributed section,
+    right after the statefleet and arq runs with the same worker count, so that all three
+    see the same load on the machine; the celery section adds the ones still missing."""
 
-    celery_peer.setup()
-    tag = iter(range(10_000))
-    for processes in plan.celery_processes:
-        runs = []
-        for _ in range(plan.runs):
-            name = pg.create_database(f"celery_{processes}_{next(tag)}")
-            runs.append(
-                celery_peer.measure(redis_url, pg.dsn(name), processes=processes, count=plan.celery)
+    def __init__(self, plan: Plan, pg: Any, redis_url: str) -> None:
+        self.plan, self.pg, self.redis_url = plan, pg, redis_url
+        self.runs: dict[int, list[dict[str, Any]]] = {p: [] for p in plan.celery_processes}
+        self._tag = iter(range(10_000))
+        self._ready = False
+
+    def once(self, processes: int) -> None:
+        from peers import celery_peer
+
+        if processes not in self.runs or len(self.runs[processes]) >= self.plan.runs:
+            return
+        if not self._ready:
+            celery_peer.setup()
+            self._ready = True
+        name = self.pg.create_database(f"celery_{processes}_{next(self._tag)}")
+        try:
+            result = celery_peer.measure(
+                self.redis_url, self.pg.dsn(name), processes=processes, count=self.plan.celery
             )
-            pg.drop_database(name)
-            log(f"celery {processes}p: {runs[-1]['rate']:,.0f}/s")
+        finally:
+            self.pg.drop_database(name)
+        self.runs[processes].append(result)
+        log(f"celery {processes}p: {result['rate']:,.0f}/s")
+
+
+def run_celery(results: Results, plan: Plan, celery: CeleryRuns) -> None:
+    for processes in plan.celery_processes:
+        while len(celery.runs[processes]) < plan.runs:
+            celery.once(processes)
+    for processes, runs in celery.runs.items():
         p = f"{processes} process{'es' if processes > 1 else ''}"
         scenario = f"peer: Celery prefork {p}, {plan.celery:,} x 4 steps, SQLAlchemy on PostgreSQL"
         results.add(
@@ -749,7 +777,8 @@ def report(
         "inserts the execution (RUNNING) in one transaction, then the 4 history rows and "
         "the final update in a second, with the SQLAlchemy ORM over psycopg 3; worker "
         "started and warmed up before the clock; end-to-end = first apply_async to last "
-        "execution end.",
+        "execution end. Each Celery run follows the statefleet and arq runs with the same "
+        "worker count (section 4's loop), so that they see the same load on the machine.",
     ]
     if results.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results.notes]
@@ -781,6 +810,7 @@ def main() -> None:
     pg = start_postgres(extra_settings=DURABLE_POSTGRES)
     redis = start_redis()
     log(f"PostgreSQL on port {pg.port} (durable), Redis on port {redis.port}")
+    celery = CeleryRuns(plan, pg, redis.url()) if "celery" in chosen else None
     try:
         if "interpreter" in chosen:
             with section(results, "interpreter"):
@@ -793,10 +823,10 @@ def main() -> None:
                 run_local(results, plan, pg)
         if "distributed" in chosen:
             with section(results, "distributed"):
-                run_distributed(results, plan, pg, redis.url())
-        if "celery" in chosen:
+                run_distributed(results, plan, pg, redis.url(), celery)
+        if celery is not None:
             with section(results, "celery"):
-                run_celery(results, plan, pg, redis.url())
+                run_celery(results, plan, celery)
     finally:
         pg.stop()
         redis.stop()
