@@ -281,3 +281,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Any:
+    """Collect after each test, so that a leaked connection is blamed on the test that
+    leaked it (not on whichever test the garbage collector happens to run in)."""
+    yield
+    import gc
+
+    gc.collect()

@@ -288,6 +288,7 @@ async def test_batch_cancel_and_failures_by_error(pg: Any, queue: Any, make_ui: 
                 break
         cancelled = await ui.post(f"/api/batches/{stuck.id}/cancel")
         assert cancelled["counts"] == {"ABORTED": 3}
+        await stuck.wait()  # its driver sees every execution ended
         refused = await ui.post(f"/api/batches/{batch.id}/resume", status=409)
         assert "execute_bulk" in refused["error"]
 
