@@ -1366,7 +1366,7 @@ def _print_demo(summary: demo_lib.DemoSummary, database_url: str) -> None:
         ("run it again", f"statefleet executions redrive ID{app_option}{store}"),
         ("the batches", f"statefleet batch list{store}"),
         ("the machines", f"statefleet definitions list{store}"),
-        ("the web UI", "statefleet ui  (coming)"),
+        ("the web UI", "statefleet ui"),
     ]
     console.print(f"\nstore: {_hide_password(database_url)}", markup=False)
     console.print("try next:")

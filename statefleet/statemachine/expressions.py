@@ -88,12 +88,11 @@ def json_type_name(value: Any) -> str:
 class Expression:
     """A compiled ``{% … %}`` expression bound to the field it stands in."""
 
-    __slots__ = ("_compiled", "field", "source", "uses_context")
+    __slots__ = ("_compiled", "field", "source")
 
     def __init__(self, source: str, field: str) -> None:
         self.source = source
         self.field = field
-        self.uses_context = "context" in source
         try:
             compiled = jsonata.Jsonata(source)
         except Exception as exc:

@@ -706,7 +706,6 @@ class PersistentStateMachine:
         deadline = None if timeout is None else started + timeout
         while True:
             state = machine.states[name]
-            consumed = len(run.history)
             try:
                 if deadline is None:
                     step = await state.enter(run, scope, data)
@@ -717,10 +716,9 @@ class PersistentStateMachine:
                     async with asyncio.timeout(remaining):
                         step = await state.enter(run, scope, data)
             except TimeoutError:
+                progress.pending.extend(run.history)  # what the interrupted state recorded
                 return await self._finish(
                     progress,
-                    run,
-                    consumed,
                     S.TIMED_OUT,
                     name,
                     data,
@@ -728,7 +726,7 @@ class PersistentStateMachine:
                     error=ErrorName.TIMEOUT,
                     cause=None,
                 )
-            progress.pending.extend(run.history[consumed:])
+            progress.pending.extend(run.history)
             del run.history[:]
             match step:
                 case Next(state=next_name, output=output):
@@ -737,7 +735,7 @@ class PersistentStateMachine:
                     name, data = next_name, output
                 case End(output=output):
                     return await self._finish(
-                        progress, run, 0, S.SUCCEEDED, None, None, scope, output=output
+                        progress, S.SUCCEEDED, None, None, scope, output=output
                     )
                 case Failed(error=error, cause=cause, retryable=retryable):
                     if control is not None:
@@ -746,7 +744,7 @@ class PersistentStateMachine:
                             control.handed_back = True
                             return await self._release(progress, S.RUNNING, name, data, scope)
                     return await self._finish(
-                        progress, run, 0, S.FAILED, name, data, scope, error=error, cause=cause
+                        progress, S.FAILED, name, data, scope, error=error, cause=cause
                     )
                 case Parked(until=until):
                     if control is not None:
@@ -851,8 +849,6 @@ class PersistentStateMachine:
     async def _finish(
         self,
         progress: _Progress,
-        run: Run,
-        consumed: int,
         status: str,
         current_state: str | None,
         data: Any,
@@ -862,8 +858,6 @@ class PersistentStateMachine:
         error: str | None = None,
         cause: str | None = None,
     ) -> ExecutionRecord:
-        if consumed:
-            progress.pending.extend(run.history[consumed:])
         await self._checkpoint(
             progress,
             status,

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -358,12 +358,3 @@ class StateEnv:
             binding = {"input": self.raw_input, "context": self.context()}
             self.states_binding = binding
         return binding
-
-
-async def call_with_timeout(
-    awaitable: Awaitable[Any], seconds: float | None
-) -> Any:  # pragma: no cover - thin helper
-    if seconds is None:
-        return await awaitable
-    async with asyncio.timeout(seconds):
-        return await awaitable

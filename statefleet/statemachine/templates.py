@@ -42,11 +42,9 @@ Evaluator = Callable[[Any, Env], Any]
 class Template:
     """A compiled template: ``evaluate(data, env)`` returns a fresh JSON value."""
 
-    __slots__ = ("_evaluate", "static", "uses_context")
+    __slots__ = ("_evaluate",)
 
-    def __init__(self, evaluate: Evaluator | None, literal: Any, uses_context: bool) -> None:
-        self.static = evaluate is None
-        self.uses_context = uses_context
+    def __init__(self, evaluate: Evaluator | None, literal: Any) -> None:
         if evaluate is None:
 
             def _literal(data: Any, env: Env, _value: Any = literal) -> Any:
@@ -81,7 +79,7 @@ def _path_evaluator(path: Path, field: str) -> Evaluator:
     return evaluate
 
 
-def _intrinsic_evaluator(text: str) -> tuple[Evaluator, bool]:
+def _intrinsic_evaluator(text: str) -> Evaluator:
     from statefleet.statemachine.intrinsics import compile_intrinsic
 
     function = compile_intrinsic(text)
@@ -89,37 +87,32 @@ def _intrinsic_evaluator(text: str) -> tuple[Evaluator, bool]:
     def evaluate(data: Any, env: Env) -> Any:
         return function.evaluate(data, env.context(), env.variables)
 
-    return evaluate, "$$" in text
+    return evaluate
 
 
-def _compile_jsonpath(value: Any, field: str) -> tuple[Evaluator | None, bool]:
-    """Return (evaluator or None when static, uses_context)."""
+def _compile_jsonpath(value: Any, field: str) -> Evaluator | None:
+    """The template's evaluator, or None when it has no dynamic part."""
     if isinstance(value, dict):
         parts: list[tuple[str, Evaluator | None, Any]] = []
         dynamic = False
-        uses_context = False
         for key, item in value.items():
             if isinstance(key, str) and key.endswith(".$"):
                 name = key[:-2]
                 sub_field = f"{field}.{key}" if field else key
                 dynamic_evaluator: Evaluator
                 if isinstance(item, str) and item.startswith("States."):
-                    dynamic_evaluator, ctx = _intrinsic_evaluator(item)
+                    dynamic_evaluator = _intrinsic_evaluator(item)
                 else:
-                    path = compile_path(item)
-                    dynamic_evaluator = _path_evaluator(path, sub_field)
-                    ctx = path.root == CONTEXT
+                    dynamic_evaluator = _path_evaluator(compile_path(item), sub_field)
                 parts.append((name, dynamic_evaluator, None))
                 dynamic = True
-                uses_context = uses_context or ctx
             else:
                 sub_field = f"{field}.{key}" if field else key
-                nested, ctx = _compile_jsonpath(item, sub_field)
+                nested = _compile_jsonpath(item, sub_field)
                 parts.append((key, nested, item))
                 dynamic = dynamic or nested is not None
-                uses_context = uses_context or ctx
         if not dynamic:
-            return None, False
+            return None
 
         def evaluate_object(data: Any, env: Env) -> Any:
             out = {}
@@ -127,12 +120,12 @@ def _compile_jsonpath(value: Any, field: str) -> tuple[Evaluator | None, bool]:
                 out[name] = literal if evaluator is None else evaluator(data, env)
             return out
 
-        return evaluate_object, uses_context
+        return evaluate_object
     if isinstance(value, list):
         items = [_compile_jsonpath(item, field) for item in value]
-        if all(evaluator is None for evaluator, _ in items):
-            return None, False
-        pairs = [(evaluator, literal) for (evaluator, _), literal in zip(items, value, strict=True)]
+        if all(evaluator is None for evaluator in items):
+            return None
+        pairs = list(zip(items, value, strict=True))
 
         def evaluate_array(data: Any, env: Env) -> Any:
             return [
@@ -140,14 +133,13 @@ def _compile_jsonpath(value: Any, field: str) -> tuple[Evaluator | None, bool]:
                 for evaluator, literal in pairs
             ]
 
-        return evaluate_array, any(ctx for _, ctx in items)
-    return None, False
+        return evaluate_array
+    return None
 
 
 def compile_jsonpath_template(value: Any, field: str = "") -> Template:
     """Compile a JSONPath payload template (Parameters, ResultSelector, ItemSelector, Assign)."""
-    evaluator, uses_context = _compile_jsonpath(value, field)
-    return Template(evaluator, value, uses_context)
+    return Template(_compile_jsonpath(value, field), value)
 
 
 # ---------------------------------------------------------------- JSONata
@@ -202,7 +194,7 @@ def _compile_jsonata(value: Any, field: str) -> Evaluator | None:
 def compile_jsonata_template(value: Any, field: str) -> Template:
     """Compile a JSONata template (Arguments, Output, Assign, ItemSelector, …)."""
     evaluator = _compile_jsonata(value, field)
-    return Template(evaluator, value, True)
+    return Template(evaluator, value)
 
 
 def single_expression(value: Any, field: str) -> Expression | None:

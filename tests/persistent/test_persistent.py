@@ -307,3 +307,37 @@ async def test_resume_continues_from_the_checkpoint(store: SQLStore) -> None:
     assert final.status == "SUCCEEDED"
     assert final.output == {"n": 8, "doubled": 16, "checked": True}
     assert calls == ["double"]
+
+
+async def test_machine_timeout_keeps_the_history_of_the_interrupted_state(
+    store: SQLStore,
+) -> None:
+    calls = 0
+
+    async def flaky_then_slow(payload: dict[str, Any]) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TaskError("Flaky", "first try fails")
+        await asyncio.sleep(10)
+        return 0
+
+    definition = {
+        "TimeoutSeconds": 1,
+        "StartAt": "Work",
+        "States": {
+            "Work": {
+                "Type": "Task",
+                "Resource": "work",
+                "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+                "End": True,
+            }
+        },
+    }
+    sm = await PersistentStateMachine.create(
+        definition, machine_id="slow", store=store, resources={"work": flaky_then_slow}
+    )
+    record = await sm.execute({})
+    assert record.status == "TIMED_OUT"
+    history = await sm.history(record.id)
+    assert [(h.state, h.status, h.error) for h in history] == [("Work", "FAILED", "Flaky")]

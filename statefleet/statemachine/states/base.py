@@ -98,7 +98,7 @@ class Catcher:
 
     __slots__ = ("assign", "error_equals", "next", "output", "result_path")
 
-    def __init__(self, spec: Mapping[str, Any], jsonata: bool, pointer: str) -> None:
+    def __init__(self, spec: Mapping[str, Any], jsonata: bool) -> None:
         self.error_equals = tuple(spec.get("ErrorEquals", ()))
         self.next: str = spec["Next"]
         self.result_path: Path | None = None
@@ -162,10 +162,7 @@ class State:
         self.catchers: list[Catcher] = []
         if self.handles_errors:
             self.retriers = [Retrier(r) for r in spec.get("Retry", ())]
-            self.catchers = [
-                Catcher(c, self.jsonata, f"{pointer}/Catch/{i}")
-                for i, c in enumerate(spec.get("Catch", ()))
-            ]
+            self.catchers = [Catcher(c, self.jsonata) for c in spec.get("Catch", ())]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
