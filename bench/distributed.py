@@ -4,11 +4,13 @@
     python bench/distributed.py                 # 20,000 executions, 1 and 2 workers
     python bench/distributed.py -n 5000         # smaller
 
-Measures, on PostgreSQL and Redis from `tests.services` (fsync off like the test server):
+Measures, on PostgreSQL (default durability: fsync, synchronous_commit, full_page_writes
+on) and Redis (defaults) started from `tests.services`:
 
-  statefleet      a chained batch of N 4-state executions (Pass, Task, Task, Succeed) with
-                  full history, through W `statefleet worker --burst --concurrency 100`
-                  processes: end to end, from the batch's start to its last execution ended
+  statefleet      a chained batch of N executions of bench/machines.py's FOUR_STATE (Pass,
+                  Task no-op, Choice, Succeed) with full history, through W `statefleet
+                  worker --concurrency 100` processes: end to end, from the batch's start
+                  to its last execution ended; p50/p99 execution latency (started -> ended)
   arq tuned       N no-op jobs through W arq burst workers, max_jobs=100, poll_delay=0.01
   arq defaults    N/4 no-op jobs through W arq burst workers at arq's defaults
   enqueue         QueueClient.enqueue of N jobs (Lua, 1,000 per call) vs a loop of
@@ -39,30 +41,13 @@ from statefleet.queue import QueueClient  # noqa: E402
 from statefleet.store import open_store  # noqa: E402
 from tests.services import start_postgres, start_redis  # noqa: E402
 
-FOUR_STATES = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {"Type": "Pass", "Parameters": {"n.$": "$.n"}, "Next": "Double"},
-        "Double": {
-            "Type": "Task",
-            "Resource": "math:double",
-            "ResultPath": "$.doubled",
-            "Next": "Check",
-        },
-        "Check": {
-            "Type": "Task",
-            "Resource": "math:check",
-            "ResultPath": "$.checked",
-            "Next": "Done",
-        },
-        "Done": {"Type": "Succeed"},
-    },
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machines import DURABLE_POSTGRES, FOUR_STATE, PASS_ONLY, percentile, source_input  # noqa: E402
 
 APP = """
+from machines import noop
 from statefleet import App
-app = App(resources={"math:double": lambda p: int(p["n"]) * 2,
-                     "math:check": lambda p: p["doubled"] == p["n"] * 2})
+app = App(resources={"noop": noop})
 """
 
 ARQ_WORKER = """
@@ -136,7 +121,8 @@ async def bench_enqueue(redis_url: str, n: int) -> tuple[float, float]:
 
 async def bench_statefleet(
     pg_url: str, redis_url: str, n: int, workers: int, tmp: str
-) -> tuple[float, float]:
+) -> dict[str, float]:
+    """Rate end to end, rate of batch creation + enqueue, p50/p99 execution latency (ms)."""
     await flush(redis_url)
     store = await open_store(pg_url)
     async with store.engine.begin() as conn:
@@ -147,25 +133,21 @@ async def bench_statefleet(
                 "TRUNCATE dead_letters, linked_executions, state_history, executions, batches, state_machines"
             )
         )
-    intake = await PersistentStateMachine.create(
-        {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
-        machine_id="intake",
-        store=store,
-    )
+    intake = await PersistentStateMachine.create(PASS_ONLY, machine_id="intake", store=store)
     sources = []
     for i in range(n):
-        record = intake.new_execution({"n": i})
-        record.status, record.output = "SUCCEEDED", {"n": i}
+        record = intake.new_execution(source_input(i))
+        record.status, record.output = "SUCCEEDED", source_input(i)
         sources.append(record)
     for start in range(0, n, 5000):
         await store.create_executions(sources[start : start + 5000])
-    sm = await PersistentStateMachine.create(FOUR_STATES, machine_id="numbers", store=store)
+    sm = await PersistentStateMachine.create(FOUR_STATE, machine_id="four", store=store)
     client = QueueClient(redis_url, prefix="bench", follow_interval=0.1)
     sm.set_queue_client(client)
     (Path(tmp) / "bench_app.py").write_text(APP)
     env = {
         **os.environ,
-        "PYTHONPATH": f"{tmp}{os.pathsep}{ROOT}",
+        "PYTHONPATH": os.pathsep.join([tmp, str(ROOT), str(ROOT / "bench")]),
         "STATEFLEET_DATABASE_URL": pg_url,
         "STATEFLEET_REDIS_URL": redis_url,
         "STATEFLEET_QUEUE_PREFIX": "bench",
@@ -203,9 +185,21 @@ async def bench_statefleet(
     for p in procs:
         p.wait()
     assert record.status == "SUCCEEDED" and record.counters == {"SUCCEEDED": n}, record
+    latencies = sorted(
+        [
+            (rec.ended_at - rec.started_at).total_seconds() * 1000
+            async for rec in store.stream_executions(ExecutionFilter(state_machine_id="four"))
+            if rec.ended_at and rec.started_at
+        ]
+    )
     await client.close()
     await store.close()
-    return n / elapsed, created
+    return {
+        "rate": n / elapsed,
+        "created": created,
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+    }
 
 
 async def main() -> None:
@@ -213,7 +207,7 @@ async def main() -> None:
     parser.add_argument("-n", type=int, default=20_000)
     args = parser.parse_args()
     n = args.n
-    pg = start_postgres()
+    pg = start_postgres(extra_settings=DURABLE_POSTGRES)
     rd = start_redis()
     rows: list[tuple[str, str]] = []
     try:
@@ -227,7 +221,8 @@ async def main() -> None:
             rows.append(("enqueue: loop of ArqRedis.enqueue_job", f"{loop:,.0f} jobs/s"))
             results = {}
             for workers in (1, 2):
-                sf, created = await bench_statefleet(pg_url, redis_url, n, workers, tmp)
+                got = await bench_statefleet(pg_url, redis_url, n, workers, tmp)
+                sf, created = got["rate"], got["created"]
                 tuned = await bench_arq(redis_url, n, workers, True, tmp)
                 default = await bench_arq(redis_url, max(1000, n // 4), workers, False, tmp)
                 results[workers] = (sf, tuned, default)
@@ -235,6 +230,12 @@ async def main() -> None:
                     (
                         f"batch create + enqueue ({workers} worker run)",
                         f"{created:,.0f} executions/s",
+                    )
+                )
+                rows.append(
+                    (
+                        f"execution latency p50 / p99 ({workers} worker run)",
+                        f"{got['p50_ms']:,.1f} / {got['p99_ms']:,.1f} ms",
                     )
                 )
         print()

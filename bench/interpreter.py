@@ -24,44 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machines import FOUR_STATE, MAP_100, noop
+
 from statefleet import StateMachine
-
-FOUR_STATE = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {
-            "Type": "Pass",
-            "Parameters": {"order.$": "$.order", "amount.$": "$.amount"},
-            "Next": "Work",
-        },
-        "Work": {"Type": "Task", "Resource": "noop", "ResultPath": "$.work", "Next": "Big?"},
-        "Big?": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.amount", "NumericGreaterThan": 100, "Next": "Done"}],
-            "Default": "Done",
-        },
-        "Done": {"Type": "Succeed"},
-    },
-}
-
-MAP_100 = {
-    "StartAt": "Each",
-    "States": {
-        "Each": {
-            "Type": "Map",
-            "ItemsPath": "$.items",
-            "ItemProcessor": {
-                "StartAt": "Double",
-                "States": {"Double": {"Type": "Pass", "Parameters": {"v.$": "$"}, "End": True}},
-            },
-            "End": True,
-        }
-    },
-}
-
-
-def noop(payload: Any) -> dict[str, bool]:
-    return {"ok": True}
 
 
 async def measure(machine: StateMachine, inputs: list[Any], count: int) -> float:

@@ -35,29 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-FOUR_STATE = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {
-            "Type": "Pass",
-            "Parameters": {"order.$": "$.order", "amount.$": "$.amount"},
-            "Next": "Work",
-        },
-        "Work": {"Type": "Task", "Resource": "noop", "ResultPath": "$.work", "Next": "Big?"},
-        "Big?": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.amount", "NumericGreaterThan": 100, "Next": "Done"}],
-            "Default": "Done",
-        },
-        "Done": {"Type": "Succeed"},
-    },
-}
-
-DURABLE_POSTGRES = ["fsync=on", "synchronous_commit=on", "full_page_writes=on"]
-
-
-def noop(payload: Any) -> dict[str, bool]:
-    return {"ok": True}
+from machines import DURABLE_POSTGRES, FOUR_STATE, noop, percentile, source_input  # noqa: E402
 
 
 async def scenario(url: str, kind: str, size: int) -> dict[str, Any]:
@@ -67,7 +45,7 @@ async def scenario(url: str, kind: str, size: int) -> dict[str, Any]:
     sm = await PersistentStateMachine.create(
         FOUR_STATE, machine_id="four", store=store, resources={"noop": noop}
     )
-    inputs = ({"order": f"o-{i}", "amount": i % 250} for i in range(size))
+    inputs = (source_input(i) for i in range(size))
     started = time.perf_counter()
     if kind == "sequential":
         for value in inputs:
@@ -105,8 +83,8 @@ async def scenario(url: str, kind: str, size: int) -> dict[str, Any]:
     latencies.sort()
     return {
         "rate": size / elapsed,
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
         "rss_mb": peak_rss_mb(),
     }
 

@@ -60,7 +60,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-DURABLE_POSTGRES = ["fsync=on", "synchronous_commit=on", "full_page_writes=on"]
+from machines import DURABLE_POSTGRES  # noqa: E402
+
 REDIS_PERSISTENCE = "RDB snapshots off (save ''), AOF off (appendonly no)"
 SECTIONS = ("interpreter", "store", "local", "distributed", "celery", "scale")
 
@@ -439,17 +440,20 @@ def run_distributed(
             enqueue_ours.append(ours)
             enqueue_loop.append(loop)
         for workers in plan.worker_counts:
-            got = sf.setdefault(workers, {"rate": [], "created": [], "rss": []})
+            got = sf.setdefault(
+                workers, {"rate": [], "created": [], "rss": [], "p50_ms": [], "p99_ms": []}
+            )
             got.update({"tuned": [], "defaults": [], "tuned_rss": []})
             for _ in range(plan.runs):
                 name = pg.create_database(f"dist_{next(tag)}")
                 with RSSMonitor("statefleet.cli worker") as monitor:
-                    rate, created = asyncio.run(
+                    one = asyncio.run(
                         distributed.bench_statefleet(pg.url(name), redis_url, n, workers, tmp)
                     )
                 pg.drop_database(name)
-                got["rate"].append(rate)
-                got["created"].append(created)
+                rate = one["rate"]
+                for k in ("rate", "created", "p50_ms", "p99_ms"):
+                    got[k].append(one[k])
                 got["rss"].extend(monitor.peaks())
                 log(f"distributed statefleet {workers}w: {rate:,.0f}/s")
                 with RSSMonitor("arq_worker.py") as monitor:
@@ -492,6 +496,8 @@ def run_distributed(
             key=f"dist.create.{workers}",
         )
         results.add(s, scenario, "end-to-end executions/s", got["rate"], key=f"dist.rate.{workers}")
+        results.add(s, scenario, "p50 latency ms", got["p50_ms"], "{:,.1f}")
+        results.add(s, scenario, "p99 latency ms", got["p99_ms"], "{:,.1f}")
         results.add(s, scenario, "peak RSS per worker MB", got["rss"])
         results.add(
             s,
@@ -757,8 +763,8 @@ def report(
         "other settings at their defaults; one server for the whole run.",
         "- SQLite: a file on the local disk, WAL journal, synchronous=FULL (statefleet's "
         "embedded default).",
-        "- 4-state machine: Pass -> Task (no-op) -> Choice -> Succeed, full history "
-        "(sections 1, 3, 6); section 4 uses bench/distributed.py's machine.",
+        "- 4-state machine (bench/machines.py, every section): Pass -> Task (no-op) -> "
+        "Choice -> Succeed, full history.",
         f"- Sizes: interpreter {plan.four_state:,} / {plan.map_100:,} executions per run; local "
         f"sequential {plan.sequential:,}, concurrent {plan.concurrent:,}, batch "
         f"{plan.local_batch:,} (sources created first with execute_bulk, untimed); "
@@ -770,7 +776,8 @@ def report(
         "- Distributed (bench/distributed.py): sources inserted straight into the store, "
         "then execute_batch with a QueueClient attached (chunk_size=2000) and W "
         "`statefleet worker --concurrency 100` processes started with it, stopped when the "
-        "batch is done; raw arq peers are burst workers over jobs enqueued beforehand; "
+        "batch is done; latency = execution end - start as stored; raw arq peers are burst "
+        "workers over jobs enqueued beforehand; "
         "peak RSS per worker = VmHWM of each worker process, sampled every 0.2 s.",
         "- Celery peer: bench/peers/celery_app.py — prefork pool, Redis broker, Celery "
         "defaults (prefetch multiplier 4, early ack, JSON, no result backend); the task "

@@ -32,31 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DURABLE_POSTGRES = ["fsync=on", "synchronous_commit=on", "full_page_writes=on"]
+from machines import DURABLE_POSTGRES, FOUR_STATE, PASS_ONLY, noop  # noqa: E402
+
 LOAD_CHUNK = 5_000
-
-FOUR_STATE = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {
-            "Type": "Pass",
-            "Parameters": {"order.$": "$.order", "amount.$": "$.amount"},
-            "Next": "Work",
-        },
-        "Work": {"Type": "Task", "Resource": "noop", "ResultPath": "$.work", "Next": "Big?"},
-        "Big?": {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.amount", "NumericGreaterThan": 100, "Next": "Done"}],
-            "Default": "Done",
-        },
-        "Done": {"Type": "Succeed"},
-    },
-}
-PASS_ONLY = {"StartAt": "Copy", "States": {"Copy": {"Type": "Pass", "End": True}}}
-
-
-def noop(payload: Any) -> dict[str, bool]:
-    return {"ok": True}
 
 
 def vm_mb(field: str) -> float:
