@@ -70,6 +70,12 @@ S = ExecutionStatus
 #: State types whose step has no effect outside the execution: folded into the next
 #: checkpoint (they run again on a resume, with the same result).
 FOLDABLE = frozenset({"Pass", "Choice"})
+#: State types that may run with the progress since the last checkpoint still unwritten:
+#: the foldable ones, and the terminal ones (their end is written at once). Any other
+#: state (Task, Wait, Map, Parallel, ...) is entered only once everything before it is
+#: durable, so a resume never repeats a state with effects outside the execution; the
+#: write after the last such state is then the final one.
+DEFERRABLE = FOLDABLE | {"Succeed", "Fail"}
 
 DEFAULT_LEASE_SECONDS = 60.0
 
@@ -704,8 +710,12 @@ class PersistentStateMachine:
         data = record.data if record.current_state is not None else record.input
         timeout = machine.timeout_seconds
         deadline = None if timeout is None else started + timeout
+        unsaved = False  # a state with effects ended since the last checkpoint
         while True:
             state = machine.states[name]
+            if unsaved and state.type_name not in DEFERRABLE:
+                await self._checkpoint(progress, S.RUNNING, name, data, scope)
+                unsaved = False
             try:
                 if deadline is None:
                     step = await state.enter(run, scope, data)
@@ -730,8 +740,7 @@ class PersistentStateMachine:
             del run.history[:]
             match step:
                 case Next(state=next_name, output=output):
-                    if state.type_name not in FOLDABLE:
-                        await self._checkpoint(progress, S.RUNNING, next_name, output, scope)
+                    unsaved = unsaved or state.type_name not in FOLDABLE
                     name, data = next_name, output
                 case End(output=output):
                     return await self._finish(

@@ -157,7 +157,8 @@ async def test_sigkill_inside_second_task_then_resume(tmp_path: Path, database_u
         )
         [record] = await sm.list()
         assert record.status == "RUNNING"
-        assert record.current_state == "Route"  # checkpointed after Reserve (Route is folded)
+        # checkpointed before Charge: Reserve's result and the folded Route are durable
+        assert record.current_state == "Charge"
         await asyncio.sleep(1.1)  # the dead runner's lease expires
         final = await sm.resume(record.id)
         assert final.status == "SUCCEEDED"
