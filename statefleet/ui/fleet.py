@@ -856,13 +856,12 @@ class Fleet:
         record = await self.store.get_batch(batch_id)
         if record is None:
             raise NotFoundError(f"no batch {batch_id!r}")
-        if record.status != BatchStatus.RUNNING:
-            raise UserError(f"batch {record.name!r} has ended ({record.status})", status=409)
         batch = self._batches.get(batch_id)
         if batch is None:
             machine = await self.machine(record.state_machine_id)
             batch = await machine.get_batch(batch_id)
-        await batch.cancel("cancelled from the UI")
+        if not await batch.cancel("cancelled from the UI"):
+            raise UserError(f"batch {record.name} already {batch.status}", status=409)
         return await self.batch(batch_id)
 
     async def resume_batch(self, batch_id: str) -> dict[str, Any]:

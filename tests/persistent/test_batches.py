@@ -4,13 +4,18 @@ resume by name — exact counts, nothing chained twice."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from statefleet import BatchOptions, ExecutionFilter, PersistentStateMachine, TaskError
 from statefleet.store import SQLStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 INTAKE = {
     "StartAt": "Normalise",
@@ -254,3 +259,76 @@ async def test_callbacks_and_options_validation(store: SQLStore) -> None:
         BatchOptions(priority=11)
     with pytest.raises(ValueError, match="tolerated_failure_percentage"):
         BatchOptions(tolerated_failure_percentage=120)
+
+
+def _url(store: SQLStore) -> str:
+    return store.url.render_as_string(hide_password=False)
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    """``statefleet ...`` in a process of its own."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "statefleet.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_cancel_from_another_process_wins(store: SQLStore) -> None:
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def gated_price(order: dict[str, Any], ctx: Any) -> int:
+        started.append(ctx.execution_id)
+        await gate.wait()
+        return 1
+
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": gated_price}
+    )
+    batch = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(200)),
+        BatchOptions(name="cancelled-elsewhere", concurrency=4, chunk_size=20),
+    )
+    async with asyncio.timeout(30):
+        while len(started) < 4:  # noqa: ASYNC110 - polling the task callable's log
+            await asyncio.sleep(0.01)
+    code, out, err = await _cli("batch", "cancel", batch.id, "--database-url", _url(store))
+    assert code == 0, err
+    assert "ABORTED" in out
+    gate.set()
+    async with asyncio.timeout(30):
+        done = await batch.wait()
+    assert done.status == "ABORTED"
+    assert done.stop_reason == "cancelled from the command line"
+    stored = await store.get_batch(batch.id)
+    assert stored is not None and stored.status == "ABORTED"
+    assert len(started) == 4  # only those running at the cancel ever started
+    counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+    assert set(counts) == {"ABORTED"}
+    assert stored.counters == counts and stored.total == sum(counts.values())
+
+
+async def test_cancel_of_an_ended_batch_changes_nothing(store: SQLStore) -> None:
+    sm = await intake(store)
+    batch = await sm.execute_bulk([{"id": 1, "qty": 2}], BatchOptions(name="finished"))
+    record = await batch.wait()
+    assert record.status == "SUCCEEDED"
+    other = await sm.get_batch(batch.id)  # a handle as another process has it
+    assert await other.cancel() is False
+    assert other.status == "SUCCEEDED"
+    stored = await store.get_batch(batch.id)
+    assert stored is not None
+    assert (stored.status, stored.stop_reason) == ("SUCCEEDED", None)
+    assert stored.finished_at == record.finished_at
+    assert await store.count_by_status(ExecutionFilter(batch_id=batch.id)) == {"SUCCEEDED": 1}
+    code, _, err = await _cli("batch", "cancel", batch.id, "--database-url", _url(store))
+    assert code == 1
+    assert "batch finished already SUCCEEDED" in err
