@@ -449,6 +449,7 @@ class LocalRunner:
             records = [record for record, _ in chunk]
             links = [link for _, link in chunk if link is not None]
             await store.create_executions(records, links)
+            self.holding.update(record.id for record in records)
             counters.created += len(records)
             for record in records:
                 await self._put(record)
