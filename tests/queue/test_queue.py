@@ -147,6 +147,55 @@ async def test_non_retryable_dead_letters_at_once_exhausted_tries_too_and_dlq_re
     assert await Inspector(client).dead_letters() == []
 
 
+async def test_a_failure_by_definition_is_a_normal_end_not_a_dead_letter(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    calls: list[int] = []
+
+    def declined(payload: dict[str, Any]) -> bool:
+        calls.append(payload["n"])
+        raise TaskError("CardDeclined", f"card {payload['n']}")
+
+    definition = {
+        "StartAt": "Route",
+        "States": {
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericEquals": 0, "Next": "Refuse"}],
+                "Default": "Charge",
+            },
+            "Refuse": {"Type": "Fail", "Error": "Refused", "Cause": "n is 0"},
+            "Charge": {
+                "Type": "Task",
+                "Resource": "pay:charge",
+                "Retry": [
+                    {"ErrorEquals": ["CardDeclined"], "MaxAttempts": 1, "IntervalSeconds": 1}
+                ],
+                "End": True,
+            },
+        },
+    }
+    resources = {"pay:charge": declined}
+    sm = await PersistentStateMachine.create(
+        definition, machine_id="payments", store=pg, resources=resources
+    )
+    sm.set_queue_client(client)
+    batch = await sm.execute_bulk([{"n": 0}, {"n": 1}], BatchOptions(name="designed"))
+    worker = await burst(resources, pg, client)
+    record = await asyncio.wait_for(batch.wait(), 30)
+    assert record.counters == {"FAILED": 2}
+    records = {r.input["n"]: r for r in await sm.list()}
+    assert (records[0].error, records[0].cause) == ("Refused", "n is 0")
+    assert (records[1].error, records[1].cause) == ("CardDeclined", "card 1")
+    assert calls == [1, 1]  # the state's own Retry (1 retry), and no job retry on top
+    assert worker.counters.retried == 0 and worker.counters.dead == 0
+    assert worker.counters.failed == 2
+    assert await DeadLetters(pg, client).find() == []
+    assert await Inspector(client).dead_letters() == []
+    stats = await Inspector(client).daily_stats(days=1)
+    assert next(iter(stats["default"].values())) == {"processed": 2, "failed": 2}
+
+
 async def test_a_garbage_payload_is_dead_lettered_and_the_worker_keeps_serving(
     pg: SQLStore, client: QueueClient
 ) -> None:
