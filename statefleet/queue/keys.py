@@ -10,6 +10,7 @@ statefleet's keys (``P`` = the prefix)::
     P:paused                       SET   names of paused queues (workers skip them)
     P:workers                      ZSET  worker ids, score = last heartbeat (ms)
     P:worker:<id>                  STRING JSON heartbeat of one worker, with a TTL
+    P:workers:paused               SET   ids of paused workers (they take no new jobs)
     P:dead                         ZSET  dead-lettered job ids, score = ms (index for the UI;
                                          the durable record is the ``dead_letters`` table)
     P:dead:info                    HASH  job id -> JSON (error, cause, machine, queue, tries)
@@ -108,6 +109,11 @@ class Keys:
 
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def paused_workers(self) -> str:
+        """SET of worker ids asked to take no new jobs (the Workers page writes it)."""
+        return f"{self.prefix}:workers:paused"
 
     @property
     def dead(self) -> str:

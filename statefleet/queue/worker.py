@@ -160,6 +160,8 @@ class FleetWorker(Worker):
         self._outcomes: dict[str, _Outcome] = {}
         self._running: dict[str, str] = {}  # job id -> execution id
         self._stopping = False
+        #: Paused from the UI (``P:workers:paused``): take no new jobs, finish those held.
+        self._paused = False
         self._machine_filter = (
             "," + ",".join(sorted(options.machines)) + "," if options.machines else ""
         )
@@ -281,7 +283,7 @@ class FleetWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         free = self.max_jobs - self.job_counter
-        if self.allow_pick_jobs and free > 0 and not self._stopping:
+        if self.allow_pick_jobs and free > 0 and not self._stopping and not self._paused:
             await self._take(free)
         for job_id, task in list(self.tasks.items()):
             if task.done():
@@ -437,8 +439,14 @@ class FleetWorker(Worker):
             "started": datetime.fromtimestamp(self.counters.started, UTC).isoformat(),
             "last_seen": datetime.fromtimestamp(now, UTC).isoformat(),
             "stopping": self._stopping,
+            "paused": self._paused,
         }
         lock_ms = int(self.options.lock_ttl * 1000)
+        paused = bool(await aw(self.pool.sismember(self.keys.paused_workers, self.worker_id)))
+        if paused != self._paused:
+            logger.info("worker %s %s", self.worker_id, "paused" if paused else "resumed")
+            self._paused = paused
+            info["paused"] = paused
         async with self.pool.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.worker(self.worker_id), json.dumps(info), px=ttl_ms)
             pipe.zadd(self.keys.workers, {self.worker_id: int(now * 1000)})
