@@ -11,6 +11,8 @@ statefleet's keys (``P`` = the prefix)::
     P:workers                      ZSET  worker ids, score = last heartbeat (ms)
     P:worker:<id>                  STRING JSON heartbeat of one worker, with a TTL
     P:workers:paused               SET   ids of paused workers (they take no new jobs)
+    P:mqueue:<queue>:<machine>     ZSET  index of one machine's jobs in a queue (same members
+                                         and scores): what ``--machines`` workers read
     P:dead                         ZSET  dead-lettered job ids, score = ms (index for the UI;
                                          the durable record is the ``dead_letters`` table)
     P:dead:info                    HASH  job id -> JSON (error, cause, machine, queue, tries)
@@ -69,6 +71,14 @@ class Keys:
     @property
     def paused(self) -> str:
         return f"{self.prefix}:paused"
+
+    @property
+    def machine_queue_prefix(self) -> str:
+        return f"{self.prefix}:mqueue:"
+
+    def machine_queue(self, queue: str, machine_id: str) -> str:
+        """The index of machine ``machine_id``'s jobs in ``queue`` (for ``--machines``)."""
+        return f"{self.machine_queue_prefix}{queue}:{machine_id}"
 
     # ---------------------------------------------------------------- jobs
 

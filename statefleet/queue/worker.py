@@ -47,7 +47,7 @@ from statefleet.errors import InfrastructureError, NotFoundError
 from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 from statefleet.queue.deadletters import record_dead_letter
-from statefleet.queue.keys import ARQ_IN_PROGRESS, ARQ_JOB, Keys, today
+from statefleet.queue.keys import ARQ_IN_PROGRESS, Keys, today
 from statefleet.queue.priorities import DEQUEUE, QueueSelection, parse_queues
 from statefleet.settings import Settings
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
@@ -157,6 +157,7 @@ class FleetWorker(Worker):
         self._machine_lock = asyncio.Lock()
         self._writer: CheckpointWriter | None = None
         self._job_queue: dict[str, tuple[str, str]] = {}
+        self._job_machine: dict[str, str] = {}  # job id -> machine id (its P:mqueue index)
         self._outcomes: dict[str, _Outcome] = {}
         self._running: dict[str, str] = {}  # job id -> execution id
         self._stopping = False
@@ -299,7 +300,7 @@ class FleetWorker(Worker):
             ARQ_IN_PROGRESS,
             int(self.options.lock_ttl * 1000),
             self.window,
-            ARQ_JOB,
+            self.keys.machine_queue_prefix,
             self._machine_filter,
             len(names),
             *names,
@@ -332,10 +333,14 @@ class FleetWorker(Worker):
     ) -> None:
         queue_key, queue = self._job_queue.pop(job_id, (self.queue_name, "?"))
         outcome = self._outcomes.pop(job_id, None)
+        machine_id = self._job_machine.pop(job_id, None)
+        index = None if machine_id is None else self.keys.machine_queue(queue, machine_id)
         async with self.pool.pipeline(transaction=True) as tr:
             tr.delete(self.keys.in_progress(job_id))
             if outcome is not None and outcome.reschedule_ms is not None:
                 tr.zadd(queue_key, {job_id: outcome.reschedule_ms})
+                if index is not None:
+                    tr.zadd(index, {job_id: outcome.reschedule_ms})
                 if outcome.reset_tries:
                     tr.delete(self.keys.retry(job_id))
                 else:
@@ -347,6 +352,8 @@ class FleetWorker(Worker):
                     tr.set(self.keys.result(job_id), result_data, px=px)
                 tr.delete(self.keys.retry(job_id), self.keys.job(job_id))
                 tr.zrem(queue_key, job_id)
+                if index is not None:
+                    tr.zrem(index, job_id)
                 self._count(tr, queue, failed=outcome is not None and outcome.failed)
             elif incr_score:
                 tr.zincrby(queue_key, incr_score, job_id)
@@ -501,6 +508,7 @@ class FleetWorker(Worker):
                 payload=jobs.dumps({"a": list(args), "k": kwargs}).decode(),
             )
             return {"outcome": "dead-letter", "error": str(exc)}
+        self._job_machine[job_id] = payload.machine_id
         if payload.execution_id in self._running.values():  # delivered twice to this process
             self._outcomes[job_id] = _Outcome(reschedule_ms=timestamp_ms() + 1000)
             return {"outcome": "deferred"}

@@ -19,7 +19,7 @@ from statefleet.queue.jobs import FUNCTION, loads
 from statefleet.queue.keys import Keys
 from statefleet.queue.recovery import recover
 from statefleet.store import SQLStore
-from tests.queue.conftest import RESOURCES, burst, double, numbers, worker
+from tests.queue.conftest import FOUR_STATES, RESOURCES, burst, double, numbers, worker
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -367,6 +367,48 @@ async def test_a_critical_job_overtakes_low_ones(
         assert overtaken <= 3
     else:
         assert overtaken < 100
+
+
+async def test_machine_filtered_workers_share_a_queue_without_stalling(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    alpha = await PersistentStateMachine.create(
+        FOUR_STATES, machine_id="alpha", store=pg, resources=RESOURCES
+    )
+    beta = await PersistentStateMachine.create(
+        FOUR_STATES, machine_id="beta", store=pg, resources=RESOURCES
+    )
+    alpha.set_queue_client(client)
+    beta.set_queue_client(client)
+    # beta's backlog fills the head of the shared queue, past a worker's read window (500)
+    backlog = await beta.execute_bulk(
+        [{"n": i} for i in range(600)], BatchOptions(name="backlog", chunk_size=600)
+    )
+    async with asyncio.timeout(30):
+        while await client.depth("default") < 600:  # noqa: ASYNC110 - enqueued in background
+            await asyncio.sleep(0.02)
+    work = await alpha.execute_bulk([{"n": i} for i in range(20)], BatchOptions(name="work"))
+    only_alpha = worker(RESOURCES, pg, client, machines=frozenset({"alpha"}), concurrency=5)
+    only_beta = worker(RESOURCES, pg, client, machines=frozenset({"beta"}), concurrency=50)
+    runs = [asyncio.create_task(only_alpha.async_run())]
+    try:
+        done = await asyncio.wait_for(work.wait(), 30)
+        assert done.counters == {"SUCCEEDED": 20}
+        assert await backlog.counts() == {"QUEUED": 600}  # not one of beta's jobs taken
+        runs.append(asyncio.create_task(only_beta.async_run()))
+        finished = await asyncio.wait_for(backlog.wait(), 60)
+        assert finished.counters == {"SUCCEEDED": 600}
+    finally:
+        for fleet, run in zip((only_alpha, only_beta), runs, strict=False):
+            fleet.handle_sig(signal.SIGINT)
+            await asyncio.gather(run, return_exceptions=True)
+        await only_alpha.close()
+        await only_beta.close()
+    assert only_alpha.counters.done == 20 and only_beta.counters.done == 600
+    redis = await client.redis()
+    for machine in ("alpha", "beta"):  # the per-machine indexes are emptied as jobs finish
+        assert await redis.zcard(client.keys.machine_queue("default", machine)) == 0
+    assert await client.depth() == 0
 
 
 async def test_a_paused_queue_is_not_served_until_resumed(
