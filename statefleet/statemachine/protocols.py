@@ -319,7 +319,8 @@ class Store(Protocol):
 
     async def delete_dead_letters(self, ids: Sequence[str]) -> int: ...
     async def purge_executions(self, *, ended_before: datetime) -> int:
-        """Delete ended executions (with their history and links) that ended before."""
+        """Delete ended executions (with their history and links) that ended before, except
+        those a dead letter names."""
         ...
 
     async def close(self) -> None: ...

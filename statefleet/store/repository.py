@@ -1211,12 +1211,15 @@ class SQLStore:
 
     async def purge_executions(self, *, ended_before: datetime) -> int:
         """Delete ended executions that ended before ``ended_before``; their history and
-        links go with them (ON DELETE CASCADE). Dead letters are kept."""
+        links go with them (ON DELETE CASCADE). Dead letters are kept, and so are the
+        executions they name (a dead letter is retried by redriving its execution)."""
         t = EXECUTIONS
+        d = DEAD_LETTERS
         terminal = [s.value for s in ExecutionStatus if s.value not in ACTIVE]
+        lettered = exists().where(d.c.execution_id == t.c.id)
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
-                delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before)
+                delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before, ~lettered)
             )
         return int(result.rowcount)
 
