@@ -17,6 +17,8 @@ statefleet's keys (``P`` = the prefix)::
                                          the durable record is the ``dead_letters`` table)
     P:dead:info                    HASH  job id -> JSON (error, cause, machine, queue, tries)
     P:stats:<kind>:<queue>:<day>   STRING daily counters, kind = processed | failed
+    P:stats:jobtime                HASH  job run time histogram of all workers, by queue and
+                                         machine (see ``statefleet.queue.inspector``)
 
 arq's own keys are fixed by arq (``arq/constants.py``: ``arq:job:``, ``arq:in-progress:``,
 ``arq:retry:``, ``arq:result:``), with no prefix option (arq issue #436). Rather than fork
@@ -132,6 +134,10 @@ class Keys:
     @property
     def dead_info(self) -> str:
         return f"{self.prefix}:dead:info"
+
+    @property
+    def job_durations(self) -> str:
+        return f"{self.prefix}:stats:jobtime"
 
     def stats(self, kind: str, queue: str, day: str | None = None) -> str:
         return f"{self.prefix}:stats:{kind}:{queue}:{day or today()}"

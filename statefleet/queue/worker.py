@@ -47,6 +47,7 @@ from statefleet.errors import InfrastructureError, NotFoundError
 from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 from statefleet.queue.deadletters import record_dead_letter
+from statefleet.queue.inspector import job_duration_fields
 from statefleet.queue.keys import ARQ_IN_PROGRESS, Keys, today
 from statefleet.queue.priorities import DEQUEUE, QueueSelection, parse_queues
 from statefleet.settings import Settings
@@ -158,6 +159,7 @@ class FleetWorker(Worker):
         self._writer: CheckpointWriter | None = None
         self._job_queue: dict[str, tuple[str, str]] = {}
         self._job_machine: dict[str, str] = {}  # job id -> machine id (its P:mqueue index)
+        self._job_seconds: dict[str, float] = {}  # job id -> how long its run took
         self._outcomes: dict[str, _Outcome] = {}
         self._running: dict[str, str] = {}  # job id -> execution id
         self._stopping = False
@@ -335,8 +337,14 @@ class FleetWorker(Worker):
         outcome = self._outcomes.pop(job_id, None)
         machine_id = self._job_machine.pop(job_id, None)
         index = None if machine_id is None else self.keys.machine_queue(queue, machine_id)
+        seconds = self._job_seconds.pop(job_id, None)
         async with self.pool.pipeline(transaction=True) as tr:
             tr.delete(self.keys.in_progress(job_id))
+            if seconds is not None:  # the job run time histogram (P:stats:jobtime)
+                bucket, total, count = job_duration_fields(queue, machine_id or "?", seconds)
+                tr.hincrby(self.keys.job_durations, bucket, 1)
+                tr.hincrbyfloat(self.keys.job_durations, total, seconds)
+                tr.hincrby(self.keys.job_durations, count, 1)
             if outcome is not None and outcome.reschedule_ms is not None:
                 tr.zadd(queue_key, {job_id: outcome.reschedule_ms})
                 if index is not None:
@@ -486,6 +494,13 @@ class FleetWorker(Worker):
 
     async def run_execution(self, ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         """The arq job function: run one execution (see the module docstring)."""
+        started = time.monotonic()
+        try:
+            return await self._execution_job(ctx, *args, **kwargs)
+        finally:
+            self._job_seconds[ctx["job_id"]] = time.monotonic() - started
+
+    async def _execution_job(self, ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         job_id: str = ctx["job_id"]
         job_try: int = ctx["job_try"]
         queue = self._job_queue.get(job_id, ("", "?"))[1]

@@ -29,6 +29,7 @@ from statefleet.errors import (
 )
 from statefleet.queue.client import QueueClient
 from statefleet.queue.deadletters import DeadLetters
+from statefleet.queue.inspector import JobDurations
 from statefleet.queue.priorities import queue_for
 from statefleet.statemachine.batch import Batch, BatchOptions, BatchStatus
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
@@ -477,6 +478,10 @@ class Fleet:
 
     async def workers(self) -> list[dict[str, Any]]:
         return await self._ops().workers()
+
+    async def job_durations(self) -> list[JobDurations]:
+        """The workers' job run time histogram (``/metrics``)."""
+        return await self._ops().inspector.job_durations()
 
     async def pause_worker(self, worker_id: str, *, paused: bool) -> dict[str, Any]:
         await self._ops().pause_workers([worker_id], paused=paused)
