@@ -1096,10 +1096,10 @@ def _finish_batch(record: BatchRecord, counts: dict[str, int], json_: bool) -> N
         _print_batch(record, counts)
     unfinished = sum(n for s, n in counts.items() if s in _ACTIVE)
     if unfinished:
-        # A crashed runner's executions stay leased to it until their lease expires.
+        # Executions of a runner on another host stay leased to it until their lease expires.
         raise _fail(
             f"{unfinished:,} executions of batch {record.name} have not ended (still leased to "
-            f"a runner that stopped?): run `statefleet batch resume {record.id}` again once "
+            f"a runner on another host?): run `statefleet batch resume {record.id}` again once "
             "their lease has expired",
             EXIT_FAILED,
         )
@@ -1193,11 +1193,10 @@ def batch_cancel(
     async def go() -> tuple[BatchRecord, dict[str, int]]:
         async with env.store() as store:
             record = await _get_batch(store, batch_id)
-            if record.status != "RUNNING":
-                raise _fail(f"batch {record.name} had already ended {record.status}", EXIT_FAILED)
             sm = await env.machine(store, record.state_machine_id)
             batch = await sm.get_batch(batch_id)
-            await batch.cancel("cancelled from the command line")
+            if not await batch.cancel("cancelled from the command line"):
+                raise _fail(f"batch {record.name} already {batch.status}", EXIT_FAILED)
             return await _get_batch(store, batch_id), await batch.counts()
 
     record, counts = _run(go())
@@ -1223,7 +1222,8 @@ def batch_resume(
 ) -> None:
     """Resume a batch interrupted by a crash: run its unfinished executions and start the
     ones it had not reached, none twice. A bulk batch needs its --inputs file again.
-    Executions the dead process was running stay leased to it until their lease expires
+    Executions a crashed process of this host was running are taken over at once; those of
+    a process on another host stay leased to it until their lease expires
     (STATEFLEET_LEASE_SECONDS): resuming before that leaves them, and exits 1.
 
     Exit status: 0 the batch SUCCEEDED, 1 it FAILED or was ABORTED or has executions left,

@@ -75,7 +75,13 @@ class DefinitionError(StatefleetError):
 
 
 class ExecutionError(StatefleetError):
-    """An ASL failure: an error name and a cause, as Retry and Catch see them."""
+    """An ASL failure: an error name and a cause, as Retry and Catch see them.
+
+    ``retryable`` is for queue workers (see :class:`statefleet.statemachine.steps.Failed`):
+    None for a failure the definition itself decided (a Fail state, a Retry that ran out,
+    inside a Map or Parallel branch too)."""
+
+    retryable: bool | None = True
 
     def __init__(self, error: str, cause: str | None = None) -> None:
         self.error = str(error)

@@ -12,7 +12,8 @@ transaction) and enqueues one arq job per execution. Enqueueing does not go thro
 ``ArqRedis.enqueue_job`` (a WATCH/MULTI round trip per job: ~4,400 jobs/s): one Lua script
 call (:data:`ENQUEUE`) writes a whole chunk (1,000 jobs by default) — for each job
 ``SET arq:job:<id> <payload> NX`` and, if that set it, ``ZADD <queue> <score> <id>``: exactly
-arq's layout (see :mod:`statefleet.queue.keys`), so arq's worker and ``Job`` read it.
+arq's layout (see :mod:`statefleet.queue.keys`), so arq's worker and ``Job`` read it — and
+``ZADD P:mqueue:<queue>:<machine> <score> <id>``, the index ``--machines`` workers read.
 ``NX`` makes enqueueing idempotent: the job id is the execution's, and an execution whose job
 is pending or running is not enqueued again. Job records get no TTL (arq gives them a day
 past their start time): a job scheduled far ahead, or parked for a week, does not expire.
@@ -58,10 +59,11 @@ FAILURES = (S.FAILED.value, S.TIMED_OUT.value, S.ABORTED.value)
 #: ARGV[1] = arq job key prefix, ARGV[2] = queue name, then (job id, score, payload) triples.
 ENQUEUE = """
 local added = 0
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('SET', ARGV[1] .. id, ARGV[i + 2], 'NX') then
     redis.call('ZADD', KEYS[1], ARGV[i + 1], id)
+    redis.call('ZADD', ARGV[3] .. ARGV[i + 3], ARGV[i + 1], id)
     added = added + 1
   end
 end
@@ -208,7 +210,7 @@ class QueueClient:
         keys = [self.keys.queue(queue), self.keys.queues]
         size = max(1, self.defaults.chunk_size)
         for start in range(0, len(records), size):
-            args: list[Any] = [ARQ_JOB, queue]
+            args: list[Any] = [ARQ_JOB, queue, self.keys.machine_queue(queue, "")]
             for record in records[start : start + size]:
                 payload = jobs.JobPayload(
                     record.id, record.state_machine_id, record.version, queue, tries
@@ -216,7 +218,12 @@ class QueueClient:
                 score = default_score
                 if record.wake_at is not None:
                     score = max(score, _epoch_ms(record.wake_at))
-                args += [self.keys.job_id(record.id), score, jobs.encode_job(payload, now_ms)]
+                args += [
+                    self.keys.job_id(record.id),
+                    score,
+                    jobs.encode_job(payload, now_ms),
+                    record.state_machine_id,
+                ]
             added += int(await aw(redis.eval(ENQUEUE, 2, *keys, *args)))
         return added
 

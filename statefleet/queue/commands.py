@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "next_cron",
     "parse_duration",
     "register",
+    "run_on_schedule",
     "start_batch",
 ]
 
@@ -156,25 +157,35 @@ _CRON_FIELDS = (
 )
 
 
-def _cron_field(text: str, low: int, high: int) -> set[int] | None:
+def _cron_field(text: str, name: str, low: int, high: int) -> set[int] | None:
     if text == "*":
         return None
     values: set[int] = set()
     for part in text.split(","):
         base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            a, _, b = base.partition("-")
-            start, end = int(a), int(b)
-        else:
-            start = int(base)
-            end = high if step_text else start
+        try:
+            step = int(step_text) if step_text else 1
+            if base == "*":
+                start, end = low, high
+            elif "-" in base:
+                a, _, b = base.partition("-")
+                start, end = int(a), int(b)
+            else:
+                start = int(base)
+                end = high if step_text else start
+        except ValueError:
+            raise ValueError(
+                f"cron {name} field {text!r}: expected *, a number, a range a-b, a list a,b "
+                "or a step */n"
+            ) from None
         if not (low <= start <= high and low <= end <= high) or step < 1:
-            raise ValueError(f"cron field {text!r} is out of range {low}-{high}")
+            raise ValueError(f"cron {name} field {text!r} is out of range {low}-{high}")
         values.update(range(start, end + 1, step))
     return values
+
+
+#: The days each month can have (February: 29, in leap years).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def next_cron(expression: str, after: datetime) -> datetime:
@@ -186,9 +197,14 @@ def next_cron(expression: str, after: datetime) -> datetime:
     if len(parts) != 5:
         raise ValueError(f"a cron expression has 5 fields (m h dom mon dow), got {expression!r}")
     fields = {
-        name: _cron_field(part, low, high)
+        name: _cron_field(part, name, low, high)
         for part, (name, low, high) in zip(parts, _CRON_FIELDS, strict=True)
     }
+    days, months = fields["day"], fields["month"]
+    if days is not None and not any(
+        day <= _MONTH_DAYS[month - 1] for day in days for month in (months or range(1, 13))
+    ):  # the search would never end
+        raise ValueError(f"cron expression {expression!r} never matches (no such day)")
     weekday = fields.pop("weekday")
     if weekday is not None:  # cron: 0 = Sunday; Python (arq): 0 = Monday
         weekday = {(d + 6) % 7 for d in weekday}
@@ -199,6 +215,42 @@ def next_cron(expression: str, after: datetime) -> datetime:
         microsecond=0,
         **fields,
     )
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_on_schedule(
+    expression: str,
+    run: Callable[[datetime], Awaitable[Any]],
+    *,
+    runs: int | None = None,
+    on_error: Callable[[datetime, Exception], Any] | None = None,
+    now: Callable[[], datetime] = _utcnow,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> int:
+    """Await ``run(at)`` at every time ``at`` of the cron schedule (``runs`` times, or
+    forever); returns how many ran. A run never starts before its time (a sleep that ends
+    early sleeps again) and never twice for one time; times that pass while a run lasts are
+    skipped, not caught up. A run that raises is passed to ``on_error`` and the schedule
+    goes on (without ``on_error`` it propagates). ``now`` and ``sleep`` are the clock."""
+    done = 0
+    last: datetime | None = None
+    while runs is None or done < runs:
+        current = now()
+        at = next_cron(expression, current if last is None else max(current, last))
+        while (wait := (at - now()).total_seconds()) > 0:
+            await sleep(wait)
+        try:
+            await run(at)
+        except Exception as exc:
+            if on_error is None:
+                raise
+            on_error(at, exc)
+        last = at
+        done += 1
+    return done
 
 
 # ====================================================================== the commands
@@ -429,15 +481,25 @@ def register(app: typer.Typer, cli: Any) -> None:
                 try:
                     if schedule is None:
                         return await one(sm, None)
-                    while True:
-                        at = next_cron(schedule, datetime.now(UTC))
-                        console.print(f"next batch at {at.isoformat()}", markup=False)
-                        await asyncio.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()))
+
+                    async def scheduled(at: datetime) -> None:
                         stamp = at.strftime("%Y%m%dT%H%M")
                         record, counts = await one(sm, f"{name or machine}-{stamp}")
                         console.print(
                             f"batch {record.name}: {record.status} {counts}", markup=False
                         )
+
+                    def failed(at: datetime, exc: Exception) -> None:
+                        console.print(
+                            f"batch of {at.isoformat()} failed to run: {exc}", markup=False
+                        )
+
+                    console.print(
+                        f"next batch at {next_cron(schedule, datetime.now(UTC)).isoformat()}",
+                        markup=False,
+                    )
+                    await run_on_schedule(schedule, scheduled, on_error=failed)
+                    raise AssertionError("a schedule runs forever")
                 finally:
                     background.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

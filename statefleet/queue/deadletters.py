@@ -2,9 +2,12 @@
 
 A job is dead-lettered when its tries are exhausted, when its error is not retryable
 (``TaskError(..., retryable=False)``, ``States.Runtime``, a missing definition) or when its
-payload does not parse. Its execution is then FAILED (if it had not ended) with the error
-and cause, and a :class:`~statefleet.statemachine.protocols.DeadLetterRecord` is written to
-the ``dead_letters`` table — no cap, no TTL — and indexed in Redis (``P:dead``,
+payload does not parse. An execution that ends FAILED by its own definition — a Fail state,
+an error its state's own Retry gave up on — is a normal terminal result, as in local mode:
+its job is neither retried nor dead-lettered. A dead-lettered execution is FAILED (if it
+had not ended) with the error and cause, and a
+:class:`~statefleet.statemachine.protocols.DeadLetterRecord` is written to the
+``dead_letters`` table — no cap, no TTL — and indexed in Redis (``P:dead``,
 ``P:dead:info``) for the UI. From there a dead letter is listed, retried (redriven from its
 failed state and enqueued again) or purged, by id or by filter.
 """

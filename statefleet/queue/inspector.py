@@ -20,7 +20,42 @@ from typing import Any
 from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 
-__all__ = ["Inspector", "JobInfo", "QueueInfo"]
+__all__ = [
+    "JOB_DURATION_BUCKETS",
+    "Inspector",
+    "JobDurations",
+    "JobInfo",
+    "QueueInfo",
+    "job_duration_fields",
+]
+
+#: Upper bounds (seconds) of the job run time histogram's buckets.
+JOB_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def job_duration_fields(queue: str, machine: str, seconds: float) -> tuple[str, str, str]:
+    """The fields of ``P:stats:jobtime`` one job run adds to: its bucket (``queue TAB machine
+    TAB index``, index ``len(JOB_DURATION_BUCKETS)`` past the last bound), sum and count.
+    Buckets are stored per bound, not cumulative: a worker writes three fields per job."""
+    index = next(
+        (i for i, bound in enumerate(JOB_DURATION_BUCKETS) if seconds <= bound),
+        len(JOB_DURATION_BUCKETS),
+    )
+    head = f"{queue}\t{machine}\t"
+    return f"{head}{index}", f"{head}sum", f"{head}count"
+
+
+@dataclass(frozen=True, slots=True)
+class JobDurations:
+    """The run time histogram of one queue and machine, over every worker since the
+    counters began: cumulative counts per bound of :data:`JOB_DURATION_BUCKETS`, sum, count."""
+
+    queue: str
+    machine: str
+    buckets: tuple[int, ...]
+    sum: float
+    count: int
+
 
 #: Counts every member of a queue by state in one pass on the server.
 #: KEYS[1] = queue zset; ARGV = now ms, in-progress prefix, retry prefix.
@@ -182,6 +217,34 @@ class Inspector:
             out.append(json.loads(raw))
         if gone:
             await aw(redis.zrem(self.keys.workers, *gone))
+        return out
+
+    async def job_durations(self) -> list[JobDurations]:
+        """How long jobs ran on the workers (``P:stats:jobtime``), per queue and machine."""
+        redis = await self.client.redis()
+        raw = await aw(redis.hgetall(self.keys.job_durations))
+        found: dict[tuple[str, str], dict[str, float]] = {}
+        for key, value in raw.items():
+            parts = _text(key).split("\t")
+            if len(parts) != 3:
+                continue
+            found.setdefault((parts[0], parts[1]), {})[parts[2]] = float(_text(value))
+        out = []
+        for (queue, machine), fields in sorted(found.items()):
+            running = 0
+            buckets = []
+            for index in range(len(JOB_DURATION_BUCKETS)):
+                running += int(fields.get(str(index), 0))
+                buckets.append(running)
+            out.append(
+                JobDurations(
+                    queue=queue,
+                    machine=machine,
+                    buckets=tuple(buckets),
+                    sum=fields.get("sum", 0.0),
+                    count=int(fields.get("count", 0)),
+                )
+            )
         return out
 
     async def dead_letters(self, *, limit: int = 100) -> list[dict[str, Any]]:

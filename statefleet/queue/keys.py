@@ -10,10 +10,15 @@ statefleet's keys (``P`` = the prefix)::
     P:paused                       SET   names of paused queues (workers skip them)
     P:workers                      ZSET  worker ids, score = last heartbeat (ms)
     P:worker:<id>                  STRING JSON heartbeat of one worker, with a TTL
+    P:workers:paused               SET   ids of paused workers (they take no new jobs)
+    P:mqueue:<queue>:<machine>     ZSET  index of one machine's jobs in a queue (same members
+                                         and scores): what ``--machines`` workers read
     P:dead                         ZSET  dead-lettered job ids, score = ms (index for the UI;
                                          the durable record is the ``dead_letters`` table)
     P:dead:info                    HASH  job id -> JSON (error, cause, machine, queue, tries)
     P:stats:<kind>:<queue>:<day>   STRING daily counters, kind = processed | failed
+    P:stats:jobtime                HASH  job run time histogram of all workers, by queue and
+                                         machine (see ``statefleet.queue.inspector``)
 
 arq's own keys are fixed by arq (``arq/constants.py``: ``arq:job:``, ``arq:in-progress:``,
 ``arq:retry:``, ``arq:result:``), with no prefix option (arq issue #436). Rather than fork
@@ -69,6 +74,14 @@ class Keys:
     def paused(self) -> str:
         return f"{self.prefix}:paused"
 
+    @property
+    def machine_queue_prefix(self) -> str:
+        return f"{self.prefix}:mqueue:"
+
+    def machine_queue(self, queue: str, machine_id: str) -> str:
+        """The index of machine ``machine_id``'s jobs in ``queue`` (for ``--machines``)."""
+        return f"{self.machine_queue_prefix}{queue}:{machine_id}"
+
     # ---------------------------------------------------------------- jobs
 
     def job_id(self, execution_id: str) -> str:
@@ -110,12 +123,21 @@ class Keys:
         return f"{self.prefix}:worker:{worker_id}"
 
     @property
+    def paused_workers(self) -> str:
+        """SET of worker ids asked to take no new jobs (the Workers page writes it)."""
+        return f"{self.prefix}:workers:paused"
+
+    @property
     def dead(self) -> str:
         return f"{self.prefix}:dead"
 
     @property
     def dead_info(self) -> str:
         return f"{self.prefix}:dead:info"
+
+    @property
+    def job_durations(self) -> str:
+        return f"{self.prefix}:stats:jobtime"
 
     def stats(self, kind: str, queue: str, day: str | None = None) -> str:
         return f"{self.prefix}:stats:{kind}:{queue}:{day or today()}"

@@ -11,7 +11,13 @@ script (:data:`DEQUEUE`), atomically:
 2. The script serves each draw from the drawn queue: the first ready job (score <= now)
    with no in-progress key; if that queue is paused or has none, from the first queue in
    priority order that has one (so no slot idles while any served queue has work).
-3. Each job taken gets its in-progress key (as arq's ``start_jobs`` sets it under WATCH),
+3. A worker started for chosen machines (``--machines a,b``) reads a queue's candidates
+   from the per-machine indexes ``P:mqueue:<queue>:<machine>`` (same members and scores as
+   the queue, written by the enqueue) instead of the queue itself, merged in score order.
+   So it never takes another machine's job, and another machine's backlog at the head of a
+   shared queue cannot hide its own jobs. The index is checked against the queue: a member
+   the queue no longer has is dropped, a re-scored one is re-scored.
+4. Each job taken gets its in-progress key (as arq's ``start_jobs`` sets it under WATCH),
    with a TTL that the worker's heartbeat renews while the job runs.
 
 Reading only as many jobs as there are free slots is what makes strict order hold: arq reads
@@ -91,15 +97,16 @@ class QueueSelection:
 
 
 #: KEYS[1] = paused set, KEYS[2..n+1] = queue zsets (in priority order).
-#: ARGV = now_ms, in-progress key prefix, in-progress ttl ms, window, job key prefix,
-#:        machine filter (",a,b," or ""), n, n queue names, then the draws (1-based).
+#: ARGV = now_ms, in-progress key prefix, in-progress ttl ms, window, machine index prefix
+#:        ("P:mqueue:"), machine filter (",a,b," or ""), n, n queue names, then the draws
+#:        (1-based).
 #: Returns a flat list: queue index (1-based), job id, score, ...
 DEQUEUE = """
 local now = tonumber(ARGV[1])
 local ipp = ARGV[2]
 local ttl = ARGV[3]
 local window = tonumber(ARGV[4])
-local jkp = ARGV[5]
+local mqp = ARGV[5]
 local machines = ARGV[6]
 local n = tonumber(ARGV[7])
 local status = {}
@@ -112,26 +119,38 @@ for i = 1, n do
     status[i] = 'unread'
   end
 end
-local function wanted(id)
-  if machines == '' then return true end
-  local raw = redis.call('GET', jkp .. id)
-  if not raw then return true end
-  local ok, job = pcall(cjson.decode, raw)
-  if not ok or type(job) ~= 'table' or type(job.k) ~= 'table' or type(job.k.m) ~= 'string' then
-    return true -- not ours to judge: any worker takes it and dead-letters it
-  end
-  return string.find(machines, ',' .. job.k.m .. ',', 1, true) ~= nil
-end
-local function read(i)
-  local list = {}
+local function read_queue(i, list)
   local ids = redis.call('ZRANGEBYSCORE', KEYS[1 + i], '-inf', now,
                         'WITHSCORES', 'LIMIT', 0, window)
   for j = 1, #ids, 2 do
     local id = ids[j]
-    if redis.call('EXISTS', ipp .. id) == 0 and wanted(id) then
+    if redis.call('EXISTS', ipp .. id) == 0 then
       list[#list + 1] = {id, ids[j + 1]}
     end
   end
+end
+local function read_machines(i, list)
+  for machine in string.gmatch(machines, '[^,]+') do
+    local index = mqp .. ARGV[7 + i] .. ':' .. machine
+    local ids = redis.call('ZRANGEBYSCORE', index, '-inf', now,
+                          'WITHSCORES', 'LIMIT', 0, window)
+    for j = 1, #ids, 2 do
+      local id = ids[j]
+      local score = redis.call('ZSCORE', KEYS[1 + i], id)
+      if not score then
+        redis.call('ZREM', index, id)
+      elseif tonumber(score) > now then
+        redis.call('ZADD', index, score, id)
+      elseif redis.call('EXISTS', ipp .. id) == 0 then
+        list[#list + 1] = {id, score}
+      end
+    end
+  end
+  table.sort(list, function(a, b) return tonumber(a[2]) < tonumber(b[2]) end)
+end
+local function read(i)
+  local list = {}
+  if machines == '' then read_queue(i, list) else read_machines(i, list) end
   cand[i] = list
   pos[i] = 1
   status[i] = 'read'

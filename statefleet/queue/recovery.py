@@ -95,6 +95,8 @@ async def recover(
                     if not dry_run:
                         score = _score(record)
                         await aw(redis.zadd(keys.queue(queue), {job_id: score}))
+                        index = keys.machine_queue(queue, record.state_machine_id)
+                        await aw(redis.zadd(index, {job_id: score}))
                 continue
             if (
                 record.status == S.RUNNING

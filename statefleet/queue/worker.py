@@ -47,7 +47,8 @@ from statefleet.errors import InfrastructureError, NotFoundError
 from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 from statefleet.queue.deadletters import record_dead_letter
-from statefleet.queue.keys import ARQ_IN_PROGRESS, ARQ_JOB, Keys, today
+from statefleet.queue.inspector import job_duration_fields
+from statefleet.queue.keys import ARQ_IN_PROGRESS, Keys, today
 from statefleet.queue.priorities import DEQUEUE, QueueSelection, parse_queues
 from statefleet.settings import Settings
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
@@ -157,9 +158,13 @@ class FleetWorker(Worker):
         self._machine_lock = asyncio.Lock()
         self._writer: CheckpointWriter | None = None
         self._job_queue: dict[str, tuple[str, str]] = {}
+        self._job_machine: dict[str, str] = {}  # job id -> machine id (its P:mqueue index)
+        self._job_seconds: dict[str, float] = {}  # job id -> how long its run took
         self._outcomes: dict[str, _Outcome] = {}
         self._running: dict[str, str] = {}  # job id -> execution id
         self._stopping = False
+        #: Paused from the UI (``P:workers:paused``): take no new jobs, finish those held.
+        self._paused = False
         self._machine_filter = (
             "," + ",".join(sorted(options.machines)) + "," if options.machines else ""
         )
@@ -281,7 +286,7 @@ class FleetWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         free = self.max_jobs - self.job_counter
-        if self.allow_pick_jobs and free > 0 and not self._stopping:
+        if self.allow_pick_jobs and free > 0 and not self._stopping and not self._paused:
             await self._take(free)
         for job_id, task in list(self.tasks.items()):
             if task.done():
@@ -297,7 +302,7 @@ class FleetWorker(Worker):
             ARQ_IN_PROGRESS,
             int(self.options.lock_ttl * 1000),
             self.window,
-            ARQ_JOB,
+            self.keys.machine_queue_prefix,
             self._machine_filter,
             len(names),
             *names,
@@ -330,10 +335,20 @@ class FleetWorker(Worker):
     ) -> None:
         queue_key, queue = self._job_queue.pop(job_id, (self.queue_name, "?"))
         outcome = self._outcomes.pop(job_id, None)
+        machine_id = self._job_machine.pop(job_id, None)
+        index = None if machine_id is None else self.keys.machine_queue(queue, machine_id)
+        seconds = self._job_seconds.pop(job_id, None)
         async with self.pool.pipeline(transaction=True) as tr:
             tr.delete(self.keys.in_progress(job_id))
+            if seconds is not None:  # the job run time histogram (P:stats:jobtime)
+                bucket, total, count = job_duration_fields(queue, machine_id or "?", seconds)
+                tr.hincrby(self.keys.job_durations, bucket, 1)
+                tr.hincrbyfloat(self.keys.job_durations, total, seconds)
+                tr.hincrby(self.keys.job_durations, count, 1)
             if outcome is not None and outcome.reschedule_ms is not None:
                 tr.zadd(queue_key, {job_id: outcome.reschedule_ms})
+                if index is not None:
+                    tr.zadd(index, {job_id: outcome.reschedule_ms})
                 if outcome.reset_tries:
                     tr.delete(self.keys.retry(job_id))
                 else:
@@ -345,6 +360,8 @@ class FleetWorker(Worker):
                     tr.set(self.keys.result(job_id), result_data, px=px)
                 tr.delete(self.keys.retry(job_id), self.keys.job(job_id))
                 tr.zrem(queue_key, job_id)
+                if index is not None:
+                    tr.zrem(index, job_id)
                 self._count(tr, queue, failed=outcome is not None and outcome.failed)
             elif incr_score:
                 tr.zincrby(queue_key, incr_score, job_id)
@@ -437,8 +454,14 @@ class FleetWorker(Worker):
             "started": datetime.fromtimestamp(self.counters.started, UTC).isoformat(),
             "last_seen": datetime.fromtimestamp(now, UTC).isoformat(),
             "stopping": self._stopping,
+            "paused": self._paused,
         }
         lock_ms = int(self.options.lock_ttl * 1000)
+        paused = bool(await aw(self.pool.sismember(self.keys.paused_workers, self.worker_id)))
+        if paused != self._paused:
+            logger.info("worker %s %s", self.worker_id, "paused" if paused else "resumed")
+            self._paused = paused
+            info["paused"] = paused
         async with self.pool.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.worker(self.worker_id), json.dumps(info), px=ttl_ms)
             pipe.zadd(self.keys.workers, {self.worker_id: int(now * 1000)})
@@ -471,6 +494,13 @@ class FleetWorker(Worker):
 
     async def run_execution(self, ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         """The arq job function: run one execution (see the module docstring)."""
+        started = time.monotonic()
+        try:
+            return await self._execution_job(ctx, *args, **kwargs)
+        finally:
+            self._job_seconds[ctx["job_id"]] = time.monotonic() - started
+
+    async def _execution_job(self, ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         job_id: str = ctx["job_id"]
         job_try: int = ctx["job_try"]
         queue = self._job_queue.get(job_id, ("", "?"))[1]
@@ -493,6 +523,7 @@ class FleetWorker(Worker):
                 payload=jobs.dumps({"a": list(args), "k": kwargs}).decode(),
             )
             return {"outcome": "dead-letter", "error": str(exc)}
+        self._job_machine[job_id] = payload.machine_id
         if payload.execution_id in self._running.values():  # delivered twice to this process
             self._outcomes[job_id] = _Outcome(reschedule_ms=timestamp_ms() + 1000)
             return {"outcome": "deferred"}

@@ -198,18 +198,48 @@ class Batch:
                     return record
             await asyncio.sleep(0.2)
 
-    async def cancel(self, cause: str = "batch cancelled") -> None:
-        """Start nothing more; executions not yet ended end ABORTED at their next checkpoint."""
+    async def cancel(self, cause: str = "batch cancelled") -> bool:
+        """Cancel the batch, from this process or any other (a handle from ``get_batch``,
+        the CLI, the UI): it is ABORTED in the store at once, its executions that have not
+        ended end ABORTED (running ones at their next checkpoint), and the process running
+        it starts nothing more and leaves it ABORTED.
+
+        Returns False, and changes nothing, if the batch had already ended (the reason is
+        logged: "batch NAME already SUCCEEDED")."""
+        store = self.machine.store
+        now = _now()
+        cancelled = await store.update_batch(
+            self.id,
+            status=BatchStatus.ABORTED,
+            stop_reason=cause,
+            finished_at=now,
+            expected_status=BatchStatus.RUNNING,
+        )
+        if not cancelled:
+            record = await store.get_batch(self.id)
+            if record is not None:
+                self.record = record
+            logger.info("batch %s already %s: nothing to cancel", self.name, self.record.status)
+            return False
         self._cancelled = True
         self._stopping = cause
-        await self.machine.store.abort_executions(
-            batch_id=self.id, error="States.Aborted", cause=cause, now=_now()
-        )
-        if self._task is None:
-            await self.machine.store.update_batch(
-                self.id, status=BatchStatus.ABORTED, stop_reason=cause, finished_at=_now()
-            )
-            self.record.status = BatchStatus.ABORTED
+        self.record.status = BatchStatus.ABORTED
+        self.record.stop_reason = cause
+        self.record.finished_at = now
+        await store.abort_executions(batch_id=self.id, error="States.Aborted", cause=cause, now=now)
+        return True
+
+    async def cancelled_elsewhere(self) -> bool:
+        """Whether the batch was cancelled (by another process, or another handle): its
+        stored status is ABORTED. Then this handle stops too."""
+        if self._cancelled:
+            return True
+        record = await self.machine.store.get_batch(self.id)
+        if record is not None and record.status == BatchStatus.ABORTED:
+            self._cancelled = True
+            self._stopping = record.stop_reason or "batch cancelled"
+            logger.info("batch %s was cancelled: %s", self.id, self._stopping)
+        return self._cancelled
 
     async def results(self, *, page_size: int = 1000) -> AsyncIterator[ExecutionRecord]:
         """The ended executions of this batch, streamed from the store (constant memory)."""
@@ -266,6 +296,7 @@ async def bulk_source(
             value, name=f"{prefix}{index:08d}", batch_id=batch.id, owner=machine.owner
         )
         record.status = S.QUEUED
+        record.started_at = None  # set when it really starts
         chunk.append((record, None))
         if len(chunk) >= chunk_size:
             yield chunk
@@ -310,6 +341,7 @@ async def chain_source(
             value, name=f"{prefix}{source.id}", batch_id=batch.id, owner=machine.owner
         )
         record.status = S.QUEUED
+        record.started_at = None  # set when it really starts
         chunk.append((record, machine.link(source, source_state, transformer, record.id)))
         if len(chunk) >= chunk_size:
             yield chunk
@@ -322,7 +354,17 @@ async def chain_source(
 
 
 class LocalRunner:
-    """Runs a batch in this process: a producer and ``concurrency`` asyncio workers."""
+    """Runs a batch in this process: a producer and ``concurrency`` asyncio workers.
+
+    The executions it creates are leased to this process (``machine.owner``) from the
+    start; one :class:`~statefleet.statemachine.persistent.LeaseRenewer` keeps the leases of
+    those running. A cancel from elsewhere is seen when a running execution's checkpoint is
+    refused (it was aborted), and at the latest within ``watch_interval`` seconds. If the
+    run is itself cancelled (Ctrl-C), it stops its workers at once and releases the leases
+    of everything it held, so the batch can be resumed at once.
+    """
+
+    watch_interval = 1.0
 
     def __init__(self, machine: PersistentStateMachine, batch: Batch, options: BatchOptions):
         self.machine = machine
@@ -332,6 +374,8 @@ class LocalRunner:
             maxsize=options.concurrency * 2
         )
         self.leftover: list[str] = []
+        #: Executions leased to this runner: created or claimed, not yet ended.
+        self.holding: set[str] = set()
 
     def _stop(self, reason: str) -> None:
         if self.batch._stopping is None:
@@ -368,6 +412,7 @@ class LocalRunner:
                 return
             if self.batch._stopping is not None:
                 self.leftover.append(record.id)
+                self.holding.discard(record.id)
                 continue
             counters.running += 1
             try:
@@ -377,7 +422,23 @@ class LocalRunner:
                 result = await machine.get(record.id)
             finally:
                 counters.running -= 1
+            self.holding.discard(record.id)
+            if result.status == S.ABORTED and self.batch._stopping is None:
+                await self.batch.cancelled_elsewhere()  # aborted: was the batch cancelled?
             self._account(result)
+
+    async def watch(self) -> None:
+        """Notice a cancel from another process even while nothing checkpoints."""
+        while not self.batch._cancelled:
+            await asyncio.sleep(self.watch_interval)
+            try:
+                await self.batch.cancelled_elsewhere()
+            except Exception:  # the next round tries again
+                logger.warning("batch %s: could not read its status", self.batch.id)
+
+    async def _put(self, record: ExecutionRecord) -> None:
+        self.holding.add(record.id)
+        await self.queue.put(record)
 
     async def produce(self, source: Source) -> None:
         store = self.machine.store
@@ -388,35 +449,50 @@ class LocalRunner:
             records = [record for record, _ in chunk]
             links = [link for _, link in chunk if link is not None]
             await store.create_executions(records, links)
+            self.holding.update(record.id for record in records)
             counters.created += len(records)
             for record in records:
-                await self.queue.put(record)
+                await self._put(record)
 
     async def resume_existing(self) -> None:
-        """Claim and run the executions of this batch that exist but have not ended."""
+        """Claim and run the executions of this batch that exist but have not ended; those
+        leased to a dead process of this host are taken over at once (others when their
+        lease expires)."""
         machine = self.machine
         statuses = (S.QUEUED.value, S.RUNNING.value, S.WAITING.value)
         pending = [
-            r.id
+            r
             async for r in machine.store.stream_executions(
                 ExecutionFilter(batch_id=self.batch.id, status=statuses)
             )
         ]
-        for execution_id in pending:
-            claimed = await machine.claim(execution_id)
+        await machine.take_over_dead(pending)
+        for record in pending:
+            claimed = await machine.claim(record.id)
             if claimed is not None:
-                await self.queue.put(claimed)
+                await self._put(claimed)
 
     async def run(self, source: Source, resume: bool) -> None:
         workers = [asyncio.create_task(self.worker()) for _ in range(self.options.concurrency)]
+        watcher = asyncio.create_task(self.watch())
         try:
             if resume:
                 await self.resume_existing()
             await self.produce(source)
-        finally:
-            for _ in workers:
+            for _ in workers:  # the workers are alive and take from the queue
                 await self.queue.put(None)
+            await asyncio.gather(*workers)
+        except BaseException:
+            # Cancelled (Ctrl-C) or failed: stop the workers now — never wait on a full
+            # queue nobody reads — and release every lease held, so that the batch can be
+            # resumed at once from the executions' last checkpoints.
+            for task in workers:
+                task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.shield(self._release())
+            raise
+        finally:
+            watcher.cancel()
         if self.leftover:
             await self.machine.store.abort_executions(
                 execution_ids=self.leftover,
@@ -424,6 +500,13 @@ class LocalRunner:
                 cause=f"not started: {self.batch._stopping}",
                 now=_now(),
             )
+
+    async def _release(self) -> None:
+        try:
+            await self.machine.renewer.release(self.holding)
+        except Exception:
+            logger.warning("batch %s: could not release its leases", self.batch.id, exc_info=True)
+        self.holding.clear()
 
 
 async def run_batch(
@@ -480,34 +563,56 @@ async def _drive(
         else:
             await dispatcher.run_batch(machine, batch, options, source, resume)
     except BaseException as exc:
-        reason = f"batch crashed: {type(exc).__name__}: {exc}"
-        await store.update_batch(
-            batch.id, status=BatchStatus.FAILED, stop_reason=reason, finished_at=_now()
+        what = "interrupted" if isinstance(exc, asyncio.CancelledError) else "crashed"
+        reason = f"batch {what}: {type(exc).__name__}: {exc}".rstrip(": ")
+        await asyncio.shield(
+            store.update_batch(
+                batch.id,
+                status=BatchStatus.FAILED,
+                stop_reason=reason,
+                finished_at=_now(),
+                expected_status=BatchStatus.RUNNING,
+            )
         )
         batch.record.status = BatchStatus.FAILED
         batch.record.stop_reason = reason
         raise
-    counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
-    total = sum(counts.values())
+    stop_reason: str | None
     if batch._cancelled:
         status = BatchStatus.ABORTED
     elif batch._stopping is not None:
         status = BatchStatus.FAILED
     else:
         status = BatchStatus.SUCCEEDED
+    stop_reason = batch._stopping
+    counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+    total = sum(counts.values())
     finished = _now()
-    await store.update_batch(
+    ended = await store.update_batch(
         batch.id,
         status=status,
         total=total,
         counters=counts,
-        stop_reason=batch._stopping,
+        stop_reason=stop_reason,
         finished_at=finished,
+        expected_status=BatchStatus.RUNNING,
     )
+    if not ended:  # cancelled meanwhile (elsewhere): the cancel wins
+        current = await store.get_batch(batch.id)
+        if current is not None:
+            status = BatchStatus(current.status)
+            stop_reason = current.stop_reason
+        if status == BatchStatus.ABORTED:
+            await store.abort_executions(
+                batch_id=batch.id, error="States.Aborted", cause=stop_reason, now=finished
+            )
+            counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+            total = sum(counts.values())
+        await store.update_batch(batch.id, total=total, counters=counts, finished_at=finished)
     batch.record.status = status
     batch.record.total = total
     batch.record.counters = counts
-    batch.record.stop_reason = batch._stopping
+    batch.record.stop_reason = stop_reason
     batch.record.finished_at = finished
     await _call(options.on_complete, batch)
     return batch.record

@@ -61,7 +61,14 @@ from statefleet.statemachine.runtime import (
 )
 from statefleet.statemachine.steps import End, Failed, Next, Parked
 
-__all__ = ["CheckpointWriter", "JobControl", "PersistentStateMachine", "default_owner"]
+__all__ = [
+    "CheckpointWriter",
+    "JobControl",
+    "LeaseRenewer",
+    "PersistentStateMachine",
+    "default_owner",
+    "owner_is_dead",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +90,40 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _host() -> str:
+    """This host's name, with the id of this process's PID namespace where there is one
+    (``host/4026531836``): two containers sharing a host name do not share their PIDs."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return socket.gethostname()
+    digits = "".join(c for c in namespace if c.isdigit())
+    return f"{socket.gethostname()}/{digits}" if digits else socket.gethostname()
+
+
 def default_owner() -> str:
-    """A lease owner name unique to this process: host:pid:random."""
-    return f"{socket.gethostname()}:{os.getpid()}:{new_id()[-8:]}"
+    """A lease owner name unique to this process: ``host:pid:random`` (see :func:`_host`)."""
+    return f"{_host()}:{os.getpid()}:{new_id()[-8:]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only if ``owner`` (a :func:`default_owner` name) is a process of this host (and
+    PID namespace) that no longer exists. An owner on another machine, or a PID now taken
+    by another process, counts as alive: its lease is then waited out, never taken early."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != _host() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (owned by another user)
+        return False
+    return False
 
 
 def utc(epoch: float) -> datetime:
@@ -203,6 +241,62 @@ class CheckpointWriter:
         await self._creations.submit((record, link))
 
 
+class LeaseRenewer:
+    """Keeps the leases of every execution one runner (one owner) is advancing: a single
+    task renews them all, in one statement per interval (``lease_seconds / 3``), while
+    any is held; it stops when none is. A lease the store no longer gives to the owner
+    (taken over, cancelled) is dropped with a warning; the version guard stops its runner
+    at its next checkpoint."""
+
+    def __init__(self, store: Store, owner: str, lease_seconds: float, clock: Clock) -> None:
+        self.store = store
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.held: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def hold(self, execution_id: str) -> None:
+        self.held.add(execution_id)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+
+    def drop(self, execution_id: str) -> None:
+        self.held.discard(execution_id)
+
+    async def release(self, execution_ids: Iterable[str]) -> None:
+        """Give these leases up now (expired), so that any runner continues at once."""
+        ids = list(execution_ids)
+        for execution_id in ids:
+            self.held.discard(execution_id)
+        if ids:
+            past = utc(self.clock.now() - 1)
+            await self.store.renew_leases(ids, self.owner, past)
+
+    async def _run(self) -> None:
+        interval = max(0.05, self.lease_seconds / 3)
+        while self.held:
+            await asyncio.sleep(interval)
+            ids = list(self.held)
+            if not ids:
+                break
+            until = utc(self.clock.now() + self.lease_seconds)
+            try:
+                still = await self.store.renew_leases(ids, self.owner, until)
+            except Exception:  # retried next round; the version guard protects meanwhile
+                logger.warning("lease renewal of %d execution(s) failed", len(ids), exc_info=True)
+                continue
+            for execution_id in ids:
+                if execution_id not in still and execution_id in self.held:
+                    self.held.discard(execution_id)
+                    logger.warning(
+                        "execution %s: lease lost (taken over or cancelled)",
+                        execution_id,
+                        extra={"execution_id": execution_id},
+                    )
+        self._task = None
+
+
 @dataclass(slots=True)
 class JobControl:
     """How a queue worker has :meth:`PersistentStateMachine.advance` run one execution, and
@@ -248,6 +342,7 @@ class PersistentStateMachine:
         owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         writer: CheckpointWriter | None = None,
+        renewer: LeaseRenewer | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.statemachine = statemachine
@@ -260,6 +355,7 @@ class PersistentStateMachine:
         self.owner = owner or default_owner()
         self.lease_seconds = lease_seconds
         self.writer = writer or CheckpointWriter(store)
+        self.renewer = renewer or LeaseRenewer(store, self.owner, lease_seconds, self.clock)
         self._versions: dict[str, StateMachine] = {statemachine.version: statemachine}
         self._queue_client: Any = None
 
@@ -479,12 +575,39 @@ class PersistentStateMachine:
         if record.status in TERMINAL:
             return record
         claimed = await self.claim(execution_id)
+        if claimed is None and await self.take_over_dead([record]):
+            claimed = await self.claim(execution_id)
         if claimed is None:
             raise StaleExecutionError(
                 f"execution {execution_id!r} is leased to {record.lease_owner!r} "
                 f"until {record.lease_expires_at}; it cannot be resumed now"
             )
         return await self.advance(claimed)
+
+    async def take_over_dead(self, records: Iterable[ExecutionRecord]) -> int:
+        """Free the unexpired leases of these executions whose owner is a dead process of
+        this host (:func:`owner_is_dead`: a batch or runner process that crashed), so that
+        they can be claimed now rather than when the lease expires. Leases of owners on
+        other hosts are left to expire. Returns how many were freed."""
+        now = self.clock.now()
+        verdicts: dict[str, bool] = {}
+        dead: dict[str, list[str]] = {}
+        for record in records:
+            owner = record.lease_owner
+            expires = record.lease_expires_at
+            if owner is None or owner == self.owner or expires is None:
+                continue
+            if expires.timestamp() <= now or record.status in TERMINAL:
+                continue
+            if owner not in verdicts:
+                verdicts[owner] = owner_is_dead(owner)
+            if verdicts[owner]:
+                dead.setdefault(owner, []).append(record.id)
+        freed = 0
+        for owner, ids in dead.items():
+            logger.info("taking over %d execution(s) of dead runner %s", len(ids), owner)
+            freed += len(await self.store.renew_leases(ids, owner, utc(now - 1)))
+        return freed
 
     async def claim(self, execution_id: str) -> ExecutionRecord | None:
         """Take the execution's lease for this runner (None if another holds it or it ended)."""
@@ -647,7 +770,7 @@ class PersistentStateMachine:
         then also come back parked (WAITING) or handed back after a retryable failure.
         """
         statemachine = await self._load_version(record.version)
-        renewer = asyncio.create_task(self._renew_lease(record.id))
+        self.renewer.hold(record.id)
         try:
             return await self._advance(statemachine, record, control)
         except StaleExecutionError as exc:
@@ -659,31 +782,15 @@ class PersistentStateMachine:
             )
             return await self.get(record.id)
         finally:
-            renewer.cancel()
-
-    async def _renew_lease(self, execution_id: str) -> None:
-        interval = max(0.05, self.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
-            until = utc(self.clock.now() + self.lease_seconds)
-            try:
-                still_ours = await self.store.renew_lease(execution_id, self.owner, until)
-            except Exception:  # a failed renewal is retried; the version guard protects
-                logger.warning("execution %s: lease renewal failed", execution_id, exc_info=True)
-                continue
-            if not still_ours:
-                logger.warning(
-                    "execution %s: lease lost (taken over or cancelled)",
-                    execution_id,
-                    extra={"execution_id": execution_id},
-                )
-                return
+            self.renewer.drop(record.id)
 
     async def _advance(
         self, statemachine: StateMachine, record: ExecutionRecord, control: JobControl | None
     ) -> ExecutionRecord:
         machine: Machine = statemachine.machine
-        started = record.started_at.timestamp() if record.started_at else self.clock.now()
+        if record.started_at is None:  # it starts now (the first checkpoint stores it)
+            record.started_at = utc(self.clock.now())
+        started = record.started_at.timestamp()
         run = Run(
             resources=self.resources,
             clock=self.clock,
@@ -820,6 +927,7 @@ class PersistentStateMachine:
             lease_expires_at=None if final or release else utc(now + self.lease_seconds),
             release_lease=final or release,
             wake_at=None if wake_at is None else utc(wake_at),
+            started_at=progress.record.started_at,
         )
         if not await self.writer.write(checkpoint):
             progress.history_seq = before

@@ -189,6 +189,9 @@ class Checkpoint:
     redrive_count: int | None = None
     #: The execution's wake time (parked WAITING executions); every checkpoint sets it.
     wake_at: datetime | None = None
+    #: When the execution started running: set by the first checkpoint that gives it
+    #: (a row's ``started_at`` never changes once set).
+    started_at: datetime | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -266,6 +269,9 @@ class Store(Protocol):
     async def renew_lease(
         self, execution_id: str, owner: str, lease_expires_at: datetime
     ) -> bool: ...
+    async def renew_leases(
+        self, execution_ids: Sequence[str], owner: str, lease_expires_at: datetime
+    ) -> set[str]: ...
     async def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[bool]: ...
     async def abort_executions(
         self,
@@ -293,7 +299,8 @@ class Store(Protocol):
         counters: dict[str, int] | None = None,
         stop_reason: str | None = None,
         finished_at: datetime | None = None,
-    ) -> None: ...
+        expected_status: str | None = None,
+    ) -> bool: ...
 
     # dead letters and retention
     async def add_dead_letters(self, records: Sequence[DeadLetterRecord]) -> None: ...
@@ -312,7 +319,8 @@ class Store(Protocol):
 
     async def delete_dead_letters(self, ids: Sequence[str]) -> int: ...
     async def purge_executions(self, *, ended_before: datetime) -> int:
-        """Delete ended executions (with their history and links) that ended before."""
+        """Delete ended executions (with their history and links) that ended before, except
+        those a dead letter names."""
         ...
 
     async def close(self) -> None: ...

@@ -890,6 +890,26 @@ class SQLStore:
             )
         return bool(result.rowcount == 1)
 
+    async def renew_leases(
+        self, execution_ids: Sequence[str], owner: str, lease_expires_at: datetime
+    ) -> set[str]:
+        """:meth:`renew_lease` for many executions in one statement (per 1,000 ids): returns
+        the ids ``owner`` still holds. An expiry in the past releases them."""
+        if not execution_ids:
+            return set()
+        t = EXECUTIONS
+        held: set[str] = set()
+        async with self._transaction(write=True) as conn:
+            for chunk in _chunks(list(dict.fromkeys(execution_ids)), _IN_CHUNK):
+                result = await conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(chunk), t.c.lease_owner == owner, t.c.status.in_(ACTIVE))
+                    .values(lease_expires_at=lease_expires_at)
+                    .returning(t.c.id)
+                )
+                held.update(row[0] for row in result)
+        return held
+
     async def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[bool]:
         """Apply checkpoints in one transaction; for each, whether it applied (False: stale).
 
@@ -948,6 +968,9 @@ class SQLStore:
                     bindparam("redrive_count", type_=Integer()), t.c.redrive_count
                 ),
                 wake_at=bindparam("wake_at", type_=UTCDateTime()),
+                started_at=func.coalesce(
+                    t.c.started_at, bindparam("started_at", type_=UTCDateTime())
+                ),
                 updated_at=bindparam("now", type_=UTCDateTime()),
             )
         )
@@ -1006,6 +1029,7 @@ class SQLStore:
             params["ended_at"] = [_utc(v) for v in params["ended_at"]]
             params["lease_expires_at"] = [_utc(v) for v in params["lease_expires_at"]]
             params["wake_at"] = [_utc(v) for v in params["wake_at"]]
+            params["started_at"] = [_utc(v) for v in params["started_at"]]
             result = await conn.execute(_BULK_CHECKPOINT, {**params, "now": now})
             done = {row[0] for row in result}
             for index in round_:
@@ -1107,8 +1131,11 @@ class SQLStore:
         counters: dict[str, int] | None = None,
         stop_reason: str | None = None,
         finished_at: datetime | None = None,
-    ) -> None:
-        """Set the given fields (those left None keep their value)."""
+        expected_status: str | None = None,
+    ) -> bool:
+        """Set the given fields (those left None keep their value). With
+        ``expected_status``, only if the batch has that status now (a cancel and the end of
+        a run race: whichever writes first wins). Returns whether the batch was updated."""
         given = {
             "status": status,
             "total": total,
@@ -1118,9 +1145,13 @@ class SQLStore:
         }
         values = {name: value for name, value in given.items() if value is not None}
         if not values:
-            return
+            return False
+        statement = update(BATCHES).where(BATCHES.c.id == batch_id)
+        if expected_status is not None:
+            statement = statement.where(BATCHES.c.status == expected_status)
         async with self._transaction(write=True) as conn:
-            await conn.execute(update(BATCHES).where(BATCHES.c.id == batch_id).values(**values))
+            result = await conn.execute(statement.values(**values))
+        return bool(result.rowcount == 1)
 
     # ------------------------------------------------------------ dead letters, retention
 
@@ -1180,12 +1211,15 @@ class SQLStore:
 
     async def purge_executions(self, *, ended_before: datetime) -> int:
         """Delete ended executions that ended before ``ended_before``; their history and
-        links go with them (ON DELETE CASCADE). Dead letters are kept."""
+        links go with them (ON DELETE CASCADE). Dead letters are kept, and so are the
+        executions they name (a dead letter is retried by redriving its execution)."""
         t = EXECUTIONS
+        d = DEAD_LETTERS
         terminal = [s.value for s in ExecutionStatus if s.value not in ACTIVE]
+        lettered = exists().where(d.c.execution_id == t.c.id)
         async with self._transaction(write=True) as conn:
             result = await conn.execute(
-                delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before)
+                delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before, ~lettered)
             )
         return int(result.rowcount)
 
@@ -1215,6 +1249,7 @@ def _checkpoint_params(cp: Checkpoint, now: datetime) -> dict[str, Any]:
         "release": release,
         "redrive_count": cp.redrive_count,
         "wake_at": cp.wake_at,
+        "started_at": cp.started_at,
         "now": now,
     }
 
@@ -1251,6 +1286,7 @@ _BULK_COLUMN_TYPES: Final[tuple[tuple[str, Any], ...]] = (
     ("release", Boolean()),
     ("redrive_count", Integer()),
     ("wake_at", DateTime(timezone=True)),
+    ("started_at", DateTime(timezone=True)),
 )
 _BULK_COLUMNS: Final = tuple(name for name, _ in _BULK_COLUMN_TYPES)
 
@@ -1289,6 +1325,7 @@ def _bulk_checkpoint_statement() -> Any:
             lease_owner=case((v.c.release, null()), else_=t.c.lease_owner),
             redrive_count=func.coalesce(v.c.redrive_count, t.c.redrive_count),
             wake_at=v.c.wake_at,
+            started_at=func.coalesce(t.c.started_at, v.c.started_at),
             updated_at=bindparam("now", type_=UTCDateTime()),
         )
         .returning(t.c.id)

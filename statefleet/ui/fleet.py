@@ -29,6 +29,7 @@ from statefleet.errors import (
 )
 from statefleet.queue.client import QueueClient
 from statefleet.queue.deadletters import DeadLetters
+from statefleet.queue.inspector import JobDurations
 from statefleet.queue.priorities import queue_for
 from statefleet.statemachine.batch import Batch, BatchOptions, BatchStatus
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
@@ -478,6 +479,10 @@ class Fleet:
     async def workers(self) -> list[dict[str, Any]]:
         return await self._ops().workers()
 
+    async def job_durations(self) -> list[JobDurations]:
+        """The workers' job run time histogram (``/metrics``)."""
+        return await self._ops().inspector.job_durations()
+
     async def pause_worker(self, worker_id: str, *, paused: bool) -> dict[str, Any]:
         await self._ops().pause_workers([worker_id], paused=paused)
         return {"worker": worker_id, "paused": paused}
@@ -856,13 +861,12 @@ class Fleet:
         record = await self.store.get_batch(batch_id)
         if record is None:
             raise NotFoundError(f"no batch {batch_id!r}")
-        if record.status != BatchStatus.RUNNING:
-            raise UserError(f"batch {record.name!r} has ended ({record.status})", status=409)
         batch = self._batches.get(batch_id)
         if batch is None:
             machine = await self.machine(record.state_machine_id)
             batch = await machine.get_batch(batch_id)
-        await batch.cancel("cancelled from the UI")
+        if not await batch.cancel("cancelled from the UI"):
+            raise UserError(f"batch {record.name} already {batch.status}", status=409)
         return await self.batch(batch_id)
 
     async def resume_batch(self, batch_id: str) -> dict[str, Any]:

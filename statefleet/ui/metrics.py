@@ -9,6 +9,10 @@
 * ``statefleet_dead_letters`` — dead letters in the store;
 * ``statefleet_execution_duration_seconds{machine}`` — a histogram of the durations of the
   executions that ended since this process started (read from the store on each scrape);
+* ``statefleet_job_duration_seconds{queue,machine}`` — a histogram of how long jobs ran on
+  the workers: every worker adds each job's run time to ``P:stats:jobtime`` in Redis (a
+  bucket, the sum, the count), so the counters cover the whole fleet and survive restarts
+  of the UI and of the workers;
 * ``statefleet_up`` — 1 if the store answered (and Redis, when configured).
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 
+from statefleet.queue.inspector import JOB_DURATION_BUCKETS
 from statefleet.ui import queries
 from statefleet.ui.fleet import DURATION_BUCKETS, Fleet
 
@@ -119,6 +124,15 @@ async def render_metrics(fleet: Fleet) -> str:
             out.family("statefleet_workers", "gauge", "Workers in the registry by status.")
             for status, count in sorted(statuses.items()):
                 out.sample("statefleet_workers", count, status=status)
+            name = "statefleet_job_duration_seconds"
+            out.family(name, "histogram", "How long jobs ran on the workers (all workers).")
+            for h in await fleet.job_durations():
+                labels = {"queue": h.queue, "machine": h.machine}
+                for bound, value in zip(JOB_DURATION_BUCKETS, h.buckets, strict=True):
+                    out.sample(f"{name}_bucket", value, **labels, le=_number(bound))
+                out.sample(f"{name}_bucket", h.count, **labels, le="+Inf")
+                out.sample(f"{name}_sum", round(h.sum, 6), **labels)
+                out.sample(f"{name}_count", h.count, **labels)
         except Exception as exc:
             logger.warning("metrics: Redis failed: %s", exc)
             up = 0

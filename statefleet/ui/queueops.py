@@ -4,7 +4,7 @@ now / delete, deleting an empty queue, Redis INFO, the worker registry with the 
 that are gone, and pausing workers.
 
 Everything goes through the fleet's :class:`~statefleet.queue.keys.Keys`; nothing here
-writes a key the queue package does not know, except :func:`paused_workers_key`.
+writes a key the queue package does not know.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 from statefleet.queue.inspector import Inspector, JobInfo
+from statefleet.queue.keys import Keys
 
 __all__ = [
     "JOB_STATES",
@@ -39,8 +40,8 @@ RESULT_SCAN_LIMIT = 20_000
 
 
 def paused_workers_key(prefix: str) -> str:
-    """SET of worker ids asked to stop taking jobs (the worker must honour it)."""
-    return f"{prefix}:workers:paused"
+    """SET of worker ids asked to stop taking jobs (``Keys.paused_workers``)."""
+    return Keys(prefix).paused_workers
 
 
 def _text(value: Any) -> str:

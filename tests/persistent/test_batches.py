@@ -4,13 +4,20 @@ resume by name — exact counts, nothing chained twice."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
+import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from statefleet import BatchOptions, ExecutionFilter, PersistentStateMachine, TaskError
 from statefleet.store import SQLStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 INTAKE = {
     "StartAt": "Normalise",
@@ -254,3 +261,183 @@ async def test_callbacks_and_options_validation(store: SQLStore) -> None:
         BatchOptions(priority=11)
     with pytest.raises(ValueError, match="tolerated_failure_percentage"):
         BatchOptions(tolerated_failure_percentage=120)
+
+
+def _url(store: SQLStore) -> str:
+    return store.url.render_as_string(hide_password=False)
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    """``statefleet ...`` in a process of its own."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "statefleet.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_a_cancel_from_another_process_wins(store: SQLStore) -> None:
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def gated_price(order: dict[str, Any], ctx: Any) -> int:
+        started.append(ctx.execution_id)
+        await gate.wait()
+        return 1
+
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": gated_price}
+    )
+    batch = await sm.execute_bulk(
+        ({"id": i, "qty": 1} for i in range(200)),
+        BatchOptions(name="cancelled-elsewhere", concurrency=4, chunk_size=20),
+    )
+    async with asyncio.timeout(30):
+        while len(started) < 4:  # noqa: ASYNC110 - polling the task callable's log
+            await asyncio.sleep(0.01)
+    code, out, err = await _cli("batch", "cancel", batch.id, "--database-url", _url(store))
+    assert code == 0, err
+    assert "ABORTED" in out
+    gate.set()
+    async with asyncio.timeout(30):
+        done = await batch.wait()
+    assert done.status == "ABORTED"
+    assert done.stop_reason == "cancelled from the command line"
+    stored = await store.get_batch(batch.id)
+    assert stored is not None and stored.status == "ABORTED"
+    assert len(started) == 4  # only those running at the cancel ever started
+    counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+    assert set(counts) == {"ABORTED"}
+    assert stored.counters == counts and stored.total == sum(counts.values())
+
+
+async def test_cancel_of_an_ended_batch_changes_nothing(store: SQLStore) -> None:
+    sm = await intake(store)
+    batch = await sm.execute_bulk([{"id": 1, "qty": 2}], BatchOptions(name="finished"))
+    record = await batch.wait()
+    assert record.status == "SUCCEEDED"
+    other = await sm.get_batch(batch.id)  # a handle as another process has it
+    assert await other.cancel() is False
+    assert other.status == "SUCCEEDED"
+    stored = await store.get_batch(batch.id)
+    assert stored is not None
+    assert (stored.status, stored.stop_reason) == ("SUCCEEDED", None)
+    assert stored.finished_at == record.finished_at
+    assert await store.count_by_status(ExecutionFilter(batch_id=batch.id)) == {"SUCCEEDED": 1}
+    code, _, err = await _cli("batch", "cancel", batch.id, "--database-url", _url(store))
+    assert code == 1
+    assert "batch finished already SUCCEEDED" in err
+
+
+async def test_interrupting_a_batch_ends_at_once_and_leaves_it_resumable(store: SQLStore) -> None:
+    started: list[str] = []
+
+    async def stuck_price(order: dict[str, Any], ctx: Any) -> int:
+        started.append(ctx.execution_id)
+        await asyncio.Event().wait()  # never returns: only a cancellation ends it
+        return 0
+
+    inputs = [{"id": i, "qty": 1} for i in range(100)]
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": stuck_price}
+    )
+    batch = await sm.execute_bulk(
+        inputs, BatchOptions(name="interrupted", concurrency=2, chunk_size=20)
+    )
+    async with asyncio.timeout(30):
+        while len(started) < 2 or batch.counters.created < 20:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the producer fills the runner's queue and waits on it
+    task = batch._task
+    assert task is not None
+    task.cancel()  # what Ctrl-C does to the batch's task
+    async with asyncio.timeout(10):  # a hang guard: the old runner never returned here
+        await asyncio.wait([task])
+    stored = await store.get_batch(batch.id)
+    assert stored is not None and stored.status == "FAILED"
+    assert (stored.stop_reason or "").startswith("batch interrupted")
+    executions = await sm.list(ExecutionFilter(batch_id=batch.id, limit=1000))
+    now = datetime.now(UTC)
+    assert executions
+    assert all(r.lease_expires_at is None or r.lease_expires_at < now for r in executions)
+
+    # Resumed by another runner at once (no lease to wait out), nothing run twice.
+    again = await intake(store)
+    assert again.owner != sm.owner
+    resumed = await again.execute_bulk(inputs, BatchOptions(name="interrupted", concurrency=8))
+    async with asyncio.timeout(30):
+        done = await resumed.wait()
+    assert done.status == "SUCCEEDED"
+    assert done.counters == {"SUCCEEDED": 100}
+
+
+async def test_started_at_is_when_an_execution_starts_running(store: SQLStore) -> None:
+    async def slow_price(order: dict[str, Any]) -> int:
+        await asyncio.sleep(0.02)
+        return 1
+
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": slow_price}
+    )
+    batch = await sm.execute_bulk(
+        [{"id": i, "qty": 1} for i in range(5)], BatchOptions(name="one-at-a-time", concurrency=1)
+    )
+    await batch.wait()
+    records = sorted(await sm.list(ExecutionFilter(batch_id=batch.id)), key=lambda r: r.name)
+    for record in records:
+        assert record.created_at is not None and record.started_at is not None
+        assert record.ended_at is not None
+        assert record.created_at <= record.started_at <= record.ended_at
+    # one at a time: each started once the one before it had ended (all were created at once)
+    for before, after in itertools.pairwise(records):
+        assert before.ended_at is not None and after.started_at is not None
+        assert after.started_at >= before.ended_at
+        assert after.created_at is not None and records[0].ended_at is not None
+        assert after.created_at < records[0].ended_at  # created together, before any ended
+
+
+async def test_one_lease_renewer_renews_every_running_execution_in_one_statement(
+    store: SQLStore,
+) -> None:
+    rounds: list[int] = []
+    singles: list[str] = []
+    all_held = asyncio.Event()
+    renew_leases = store.renew_leases
+
+    async def counting_renew_leases(ids: Any, owner: str, until: Any) -> set[str]:
+        rounds.append(len(ids))
+        if len(ids) == 10:
+            all_held.set()
+        return await renew_leases(ids, owner, until)
+
+    async def counting_renew_lease(execution_id: str, owner: str, until: Any) -> bool:
+        singles.append(execution_id)
+        return False
+
+    async def held_price(order: dict[str, Any]) -> int:
+        await asyncio.wait_for(all_held.wait(), 30)
+        return 1
+
+    store.renew_leases = counting_renew_leases  # type: ignore[method-assign]
+    store.renew_lease = counting_renew_lease  # type: ignore[method-assign]
+    sm = await PersistentStateMachine.create(
+        INTAKE,
+        machine_id="intake",
+        store=store,
+        resources={"shop:price": held_price},
+        lease_seconds=0.3,
+    )
+    batch = await sm.execute_bulk(
+        [{"id": i, "qty": 1} for i in range(10)], BatchOptions(name="leases", concurrency=10)
+    )
+    done = await asyncio.wait_for(batch.wait(), 60)
+    assert done.counters == {"SUCCEEDED": 10}  # no lease was lost
+    assert all_held.is_set() and max(rounds) == 10
+    assert singles == []

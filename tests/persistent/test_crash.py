@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ async def test_sigkill_inside_second_task_then_resume(tmp_path: Path, database_u
             store = await open_store({database_url!r})
             sm = await PersistentStateMachine.create(
                 {json.dumps(MACHINE)!r}, machine_id="orders", store=store,
-                resources=RESOURCES, lease_seconds=1.0)
+                resources=RESOURCES, lease_seconds=60.0)
             await sm.execute({{"n": 7}}, name="order-7")
 
         asyncio.run(main())
@@ -159,7 +160,10 @@ async def test_sigkill_inside_second_task_then_resume(tmp_path: Path, database_u
         assert record.status == "RUNNING"
         # checkpointed before Charge: Reserve's result and the folded Route are durable
         assert record.current_state == "Charge"
-        await asyncio.sleep(1.1)  # the dead runner's lease expires
+        assert record.lease_expires_at is not None
+        assert record.lease_expires_at > datetime.now(UTC) + timedelta(seconds=30)
+        # the dead runner's lease has nearly a minute to go: its death is known, so the
+        # execution is taken over at once
         final = await sm.resume(record.id)
         assert final.status == "SUCCEEDED"
         assert final.output == {"n": 7, "reserved": {"slot": 70}, "charged": {"amount": 14}}
@@ -200,7 +204,7 @@ async def test_batch_process_killed_then_resumed(tmp_path: Path, database_url: s
             store = await open_store({database_url!r})
             sm = await PersistentStateMachine.create(
                 {json.dumps(ship)!r}, machine_id="shipping", store=store,
-                resources=RESOURCES, lease_seconds=1.0)
+                resources=RESOURCES, lease_seconds=60.0)
             batch = await sm.execute_batch(
                 ExecutionFilter(state_machine_id="made"),
                 options=BatchOptions(name="ship-run", concurrency=4, chunk_size=20))
@@ -226,7 +230,14 @@ async def test_batch_process_killed_then_resumed(tmp_path: Path, database_url: s
         )
         [batch_record] = await sm.list_batches()
         assert batch_record.status == "RUNNING"
-        await asyncio.sleep(1.1)  # leases of the dead process expire
+        leased = [
+            r
+            for r in await sm.list(
+                ExecutionFilter(batch_id=batch_record.id, status=("QUEUED", "RUNNING"))
+            )
+            if r.lease_expires_at is not None and r.lease_expires_at > datetime.now(UTC)
+        ]
+        assert leased  # still leased to the dead process for most of a minute: taken over
         resumed = await sm.resume_batch(batch_record.id)
         done = await resumed.wait()
         assert done.status == "SUCCEEDED"

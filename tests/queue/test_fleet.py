@@ -15,8 +15,10 @@ import pytest
 
 from statefleet import BatchOptions, ExecutionFilter, PersistentStateMachine
 from statefleet.queue import QueueClient
+from statefleet.queue.inspector import Inspector
 from statefleet.statemachine.protocols import ExecutionRecord
 from statefleet.store import SQLStore
+from statefleet.ui.queueops import QueueOps
 from tests.queue.conftest import FOUR_STATES
 
 pytestmark = pytest.mark.timeout(120)
@@ -240,3 +242,48 @@ async def test_sigterm_lets_running_executions_finish_or_hands_them_over(
     assert record.status == "SUCCEEDED"
     await assert_complete(pg, sm, n)
     assert second.wait(timeout=30) == 0
+
+
+async def test_a_paused_worker_finishes_what_it_holds_and_takes_nothing_until_resumed(
+    pg: SQLStore,
+    client: QueueClient,
+    task_log: Any,
+    app_module: Callable[[str], str],
+    spawn: Callable[..., subprocess.Popen[bytes]],
+    store_postgresql_url: str,
+) -> None:
+    app = app_module(APP)
+    spawn(app, "--concurrency", "5", env=worker_env(store_postgresql_url, TASK_DELAY="0.5"))
+    inspector = Inspector(client)
+
+    async def listed() -> bool:
+        return len(await inspector.workers()) == 1
+
+    await wait_for(listed, 30)
+    [info] = await inspector.workers()
+    assert info["paused"] is False
+    sm = await PersistentStateMachine.create(FOUR_STATES, machine_id="numbers", store=pg)
+    sm.set_queue_client(client)
+    held = await sm.execute_bulk([{"n": 0}], BatchOptions(name="held"))
+
+    async def running() -> bool:
+        return bool(await task_log.fetchval("SELECT count(*) FROM task_log") >= 1)
+
+    await wait_for(running, 30)  # the worker holds that job now
+    await QueueOps(client).pause_workers([info["id"]], paused=True)
+
+    async def paused() -> bool:
+        return bool((await inspector.workers())[0]["paused"])
+
+    await wait_for(paused, 30)
+    waiting = await sm.execute_bulk([{"n": i} for i in range(1, 6)], BatchOptions(name="waiting"))
+    done = await asyncio.wait_for(held.wait(), 30)
+    assert done.status == "SUCCEEDED"  # the job it held when paused finished
+    await asyncio.sleep(1.5)  # several polls and heartbeats of the paused worker
+    assert await waiting.counts() == {"QUEUED": 5}
+    assert await client.depth() == 5
+
+    await QueueOps(client).pause_workers([info["id"]], paused=False)
+    record = await asyncio.wait_for(waiting.wait(), 60)
+    assert record.counters == {"SUCCEEDED": 5}
+    assert (await inspector.workers())[0]["paused"] is False

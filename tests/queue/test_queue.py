@@ -19,7 +19,7 @@ from statefleet.queue.jobs import FUNCTION, loads
 from statefleet.queue.keys import Keys
 from statefleet.queue.recovery import recover
 from statefleet.store import SQLStore
-from tests.queue.conftest import RESOURCES, burst, double, numbers, worker
+from tests.queue.conftest import FOUR_STATES, RESOURCES, burst, double, numbers, worker
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -145,6 +145,55 @@ async def test_non_retryable_dead_letters_at_once_exhausted_tries_too_and_dlq_re
     assert final[2].redrive_count == 1
     assert await letters.find() == []
     assert await Inspector(client).dead_letters() == []
+
+
+async def test_a_failure_by_definition_is_a_normal_end_not_a_dead_letter(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    calls: list[int] = []
+
+    def declined(payload: dict[str, Any]) -> bool:
+        calls.append(payload["n"])
+        raise TaskError("CardDeclined", f"card {payload['n']}")
+
+    definition = {
+        "StartAt": "Route",
+        "States": {
+            "Route": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.n", "NumericEquals": 0, "Next": "Refuse"}],
+                "Default": "Charge",
+            },
+            "Refuse": {"Type": "Fail", "Error": "Refused", "Cause": "n is 0"},
+            "Charge": {
+                "Type": "Task",
+                "Resource": "pay:charge",
+                "Retry": [
+                    {"ErrorEquals": ["CardDeclined"], "MaxAttempts": 1, "IntervalSeconds": 1}
+                ],
+                "End": True,
+            },
+        },
+    }
+    resources = {"pay:charge": declined}
+    sm = await PersistentStateMachine.create(
+        definition, machine_id="payments", store=pg, resources=resources
+    )
+    sm.set_queue_client(client)
+    batch = await sm.execute_bulk([{"n": 0}, {"n": 1}], BatchOptions(name="designed"))
+    worker = await burst(resources, pg, client)
+    record = await asyncio.wait_for(batch.wait(), 30)
+    assert record.counters == {"FAILED": 2}
+    records = {r.input["n"]: r for r in await sm.list()}
+    assert (records[0].error, records[0].cause) == ("Refused", "n is 0")
+    assert (records[1].error, records[1].cause) == ("CardDeclined", "card 1")
+    assert calls == [1, 1]  # the state's own Retry (1 retry), and no job retry on top
+    assert worker.counters.retried == 0 and worker.counters.dead == 0
+    assert worker.counters.failed == 2
+    assert await DeadLetters(pg, client).find() == []
+    assert await Inspector(client).dead_letters() == []
+    stats = await Inspector(client).daily_stats(days=1)
+    assert next(iter(stats["default"].values())) == {"processed": 2, "failed": 2}
 
 
 async def test_a_garbage_payload_is_dead_lettered_and_the_worker_keeps_serving(
@@ -318,6 +367,48 @@ async def test_a_critical_job_overtakes_low_ones(
         assert overtaken <= 3
     else:
         assert overtaken < 100
+
+
+async def test_machine_filtered_workers_share_a_queue_without_stalling(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    alpha = await PersistentStateMachine.create(
+        FOUR_STATES, machine_id="alpha", store=pg, resources=RESOURCES
+    )
+    beta = await PersistentStateMachine.create(
+        FOUR_STATES, machine_id="beta", store=pg, resources=RESOURCES
+    )
+    alpha.set_queue_client(client)
+    beta.set_queue_client(client)
+    # beta's backlog fills the head of the shared queue, past a worker's read window (500)
+    backlog = await beta.execute_bulk(
+        [{"n": i} for i in range(600)], BatchOptions(name="backlog", chunk_size=600)
+    )
+    async with asyncio.timeout(30):
+        while await client.depth("default") < 600:  # noqa: ASYNC110 - enqueued in background
+            await asyncio.sleep(0.02)
+    work = await alpha.execute_bulk([{"n": i} for i in range(20)], BatchOptions(name="work"))
+    only_alpha = worker(RESOURCES, pg, client, machines=frozenset({"alpha"}), concurrency=5)
+    only_beta = worker(RESOURCES, pg, client, machines=frozenset({"beta"}), concurrency=50)
+    runs = [asyncio.create_task(only_alpha.async_run())]
+    try:
+        done = await asyncio.wait_for(work.wait(), 30)
+        assert done.counters == {"SUCCEEDED": 20}
+        assert await backlog.counts() == {"QUEUED": 600}  # not one of beta's jobs taken
+        runs.append(asyncio.create_task(only_beta.async_run()))
+        finished = await asyncio.wait_for(backlog.wait(), 60)
+        assert finished.counters == {"SUCCEEDED": 600}
+    finally:
+        for fleet, run in zip((only_alpha, only_beta), runs, strict=False):
+            fleet.handle_sig(signal.SIGINT)
+            await asyncio.gather(run, return_exceptions=True)
+        await only_alpha.close()
+        await only_beta.close()
+    assert only_alpha.counters.done == 20 and only_beta.counters.done == 600
+    redis = await client.redis()
+    for machine in ("alpha", "beta"):  # the per-machine indexes are emptied as jobs finish
+        assert await redis.zcard(client.keys.machine_queue("default", machine)) == 0
+    assert await client.depth() == 0
 
 
 async def test_a_paused_queue_is_not_served_until_resumed(

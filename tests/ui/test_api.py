@@ -7,9 +7,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from statefleet import BatchOptions
-from statefleet.queue.inspector import Inspector
+from statefleet.queue import QueueClient
+from statefleet.queue.inspector import JOB_DURATION_BUCKETS, Inspector
 from statefleet.statemachine.protocols import ExecutionFilter
+from statefleet.store import SQLStore
 from tests.ui.conftest import BROKEN, PREFIX, Fleet, burst, enqueued, machines, stop
 
 
@@ -456,3 +460,48 @@ async def test_health_fails_when_redis_is_down(pg: Any, make_ui: Any) -> None:
             assert "statefleet_up 0" in metrics.text
     finally:
         await down.close()
+
+
+def _samples(text: str, name: str, **labels: str) -> dict[str, float]:
+    """The samples of one metric with these labels: {suffix or le bound: value}."""
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if not all(label in head for label in wanted):
+            continue
+        if head.startswith(f"{name}_bucket"):
+            le = head.split('le="')[1].split('"')[0]
+            out[le] = float(value)
+        else:
+            out[head[len(name) + 1 : head.index("{")]] = float(value)
+    return out
+
+
+async def test_metrics_have_the_job_duration_histogram_of_every_worker(
+    pg: SQLStore, queue: QueueClient, make_ui: Any
+) -> None:
+    orders, _ = await machines(pg, queue)
+    inputs = [{"n": n, "lines": [{"sku": 1}]} for n in range(1, 7)]
+    first = await orders.execute_bulk(inputs, BatchOptions(name="timed-1", queue="default"))
+    one = await burst(pg, queue, expect=6)
+    await first.wait()
+    second = await orders.execute_bulk(inputs[:4], BatchOptions(name="timed-2", queue="default"))
+    other = await burst(pg, queue, expect=4)  # another worker: the counters add up
+    await second.wait()
+    assert one.worker_id != other.worker_id
+    assert one.counters.done + other.counters.done == 10
+    async with make_ui(pg, queue) as ui:
+        text = (await ui.http.get("/metrics")).text
+    assert "# TYPE statefleet_job_duration_seconds histogram" in text
+    found = _samples(text, "statefleet_job_duration_seconds", queue="default", machine="orders")
+    assert found["count"] == 10 and found["+Inf"] == 10
+    buckets = [value for key, value in found.items() if key not in ("count", "sum", "+Inf")]
+    assert len(buckets) == len(JOB_DURATION_BUCKETS)
+    assert buckets == sorted(buckets)  # cumulative
+    assert found["sum"] > 0
+    [histogram] = await Inspector(queue).job_durations()
+    assert (histogram.queue, histogram.machine, histogram.count) == ("default", "orders", 10)
+    assert histogram.sum == pytest.approx(found["sum"], abs=1e-5)

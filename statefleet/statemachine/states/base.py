@@ -198,6 +198,7 @@ class State:
                     cause = self.runtime_cause(env, cause)
                 if scope.record_history:
                     run.record(self, "FAILED", raw, None, error, cause, env.retry_count, started)
+                retried_out = False
                 if self.retriers and error not in _NEVER_HANDLED:
                     if retry_counts is None:
                         retry_counts = [0] * len(self.retriers)
@@ -209,10 +210,13 @@ class State:
                         env.states_binding = None
                         started = run.clock.now()
                         continue
+                    retried_out = any(error_matches(r.error_equals, error) for r in self.retriers)
                 for catcher in self.catchers:
                     if error_matches(catcher.error_equals, error):
                         return self._caught(env, raw, catcher, error, cause)
-                return Failed(error, cause, retryable=_retryable(exc))
+                # A Retry of the state that ran out is the definition's own decision: the
+                # execution fails as designed (retryable None), and no queue retries it.
+                return Failed(error, cause, retryable=None if retried_out else _retryable(exc))
             if assigned:
                 scope.variables.update(assigned)
             if scope.record_history:
@@ -340,12 +344,14 @@ class State:
             ) from None
 
 
-def _retryable(exc: ExecutionError) -> bool:
+def _retryable(exc: ExecutionError) -> bool | None:
     """May running the state again help? Not for ``States.Runtime`` nor for errors marked
-    ``retryable=False``."""
+    ``retryable=False``; None (a designed failure) for one a Map item or a Parallel branch
+    ended with by its own definition."""
     if isinstance(exc, RuntimeFailure):
         return False
-    return bool(getattr(exc, "retryable", True))
+    value = getattr(exc, "retryable", True)
+    return None if value is None else bool(value)
 
 
 def _optional_path(spec: Mapping[str, Any], field: str) -> Path | None:

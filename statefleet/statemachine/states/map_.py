@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 
 
 class _ItemFailed(Exception):
-    def __init__(self, error: str, cause: str | None) -> None:
+    def __init__(self, error: str, cause: str | None, retryable: bool | None = True) -> None:
         self.error = error
         self.cause = cause
+        self.retryable = retryable
+
+    def as_error(self) -> ExecutionError:
+        error = ExecutionError(self.error, self.cause)
+        error.retryable = self.retryable
+        return error
 
 
 class _ItemEnv:
@@ -209,7 +215,7 @@ class MapState(State):
             if isinstance(step, End):
                 return step.output
             assert isinstance(step, Failed)
-            raise _ItemFailed(step.error, step.cause)
+            raise _ItemFailed(step.error, step.cause, step.retryable)
 
         return await self._run_all(
             items, one, max_concurrency, tolerant, tolerated_pct, tolerated_count
@@ -246,7 +252,7 @@ class MapState(State):
                 failures += 1
                 results[index] = {"Error": failed.error, "Cause": failed.cause}
             except ExecutionError as exc:
-                raise _ItemFailed(exc.error, exc.cause) from None
+                raise _ItemFailed(exc.error, exc.cause, exc.retryable) from None
 
         try:
             if limit == 1 or self.never_suspends:
@@ -260,7 +266,7 @@ class MapState(State):
         except* _ItemFailed as group_failure:
             first = group_failure.exceptions[0]
             assert isinstance(first, _ItemFailed)
-            raise ExecutionError(first.error, first.cause) from None
+            raise first.as_error() from None
         if tolerant and failures:
             count_exceeded = tolerated_count is not None and failures > tolerated_count
             pct_exceeded = (

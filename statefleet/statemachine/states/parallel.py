@@ -16,9 +16,15 @@ if TYPE_CHECKING:
 
 
 class BranchFailed(Exception):
-    def __init__(self, error: str, cause: str | None) -> None:
+    def __init__(self, error: str, cause: str | None, retryable: bool | None = True) -> None:
         self.error = error
         self.cause = cause
+        self.retryable = retryable
+
+    def as_error(self) -> ExecutionError:
+        error = ExecutionError(self.error, self.cause)
+        error.retryable = self.retryable
+        return error
 
 
 class ParallelState(State):
@@ -43,20 +49,20 @@ class ParallelState(State):
             if isinstance(step, End):
                 return step.output
             assert isinstance(step, Failed)
-            raise BranchFailed(step.error, step.cause)
+            raise BranchFailed(step.error, step.cause, step.retryable)
 
         if len(self.branches) == 1:
             try:
                 return [await branch(self.branches[0])]
             except BranchFailed as failed:
-                raise ExecutionError(failed.error, failed.cause) from None
+                raise failed.as_error() from None
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(branch(m)) for m in self.branches]
         except* BranchFailed as failures:
             first = failures.exceptions[0]
             assert isinstance(first, BranchFailed)
-            raise ExecutionError(first.error, first.cause) from None
+            raise first.as_error() from None
         return [t.result() for t in tasks]
 
 
