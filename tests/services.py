@@ -41,6 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "POSTGRES_OS_USER",
@@ -144,6 +145,7 @@ class PostgresServer:
     base_dir: Path
     process: subprocess.Popen[bytes] = field(repr=False)
     os_user: str | None = None
+    extra_settings: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -184,6 +186,24 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         _check_identifier(name)
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def halt(self) -> None:
+        """Fast shutdown (SIGINT), keeping the data directory: :meth:`start_again` brings
+        the same cluster back on the same port (a database outage, for fault tests)."""
+        _stop_process(self.process, signal.SIGINT)
+
+    def start_again(self) -> None:
+        """Start the cluster stopped by :meth:`halt` again, on the same port."""
+        if self.process.poll() is None:
+            return
+        env = {**os.environ, "HOME": str(self.base_dir), "LC_ALL": "C", "LANG": "C"}
+        server = _launch_postgres(
+            self.bindir, self.base_dir, self.port, env, self.os_user, self.extra_settings
+        )
+        ready, error = _wait_postgres(server)
+        if not ready:
+            raise ServiceError(f"PostgreSQL did not start again:\n{error}")
+        self.process = server.process
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT), then remove the data directory. Idempotent."""
@@ -286,7 +306,9 @@ def _launch_postgres(
             start_new_session=True,  # a Ctrl-C in the terminal does not reach it
             user=os_user,
         )
-    return PostgresServer(HOST, port, POSTGRES_SUPERUSER, bindir, base_dir, process, os_user)
+    return PostgresServer(
+        HOST, port, POSTGRES_SUPERUSER, bindir, base_dir, process, os_user, tuple(extra_settings)
+    )
 
 
 def _wait_postgres(server: PostgresServer) -> tuple[bool, str]:
@@ -318,12 +340,14 @@ def find_redis_server() -> Path:
 
 @dataclass
 class RedisServer:
-    """A running redis-server with no persistence."""
+    """A running redis-server: no persistence, or an append-only file (``aof=True``)."""
 
     host: str
     port: int
     base_dir: Path
     process: subprocess.Popen[bytes] = field(repr=False)
+    executable: Path = Path("redis-server")
+    aof: bool = False
 
     @property
     def log_file(self) -> Path:
@@ -332,6 +356,40 @@ class RedisServer:
     def url(self, db: int = 0) -> str:
         return f"redis://{self.host}:{self.port}/{db}"
 
+    def command(self, *args: str) -> Any:
+        """Send one command with a short-lived client and return its reply."""
+        import redis
+
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=10)
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+
+    def restart(self, *, rewrite_aof: bool = True) -> None:
+        """Stop the server and start it again on the same port and directory. With AOF on,
+        the append-only file is rewritten first (BGREWRITEAOF) and SHUTDOWN syncs it, so
+        the new server loads every acknowledged write."""
+        if self.aof and rewrite_aof:
+            self.command("BGREWRITEAOF")
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while self.command("INFO", "persistence").get("aof_rewrite_in_progress"):
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"AOF rewrite did not finish:\n{_tail(self.log_file)}")
+                time.sleep(0.05)
+        with contextlib.suppress(Exception):  # the connection closes as the server exits
+            self.command("SHUTDOWN")
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        server = _launch_redis(self.executable, self.base_dir, self.port, aof=self.aof)
+        ready, error = _wait_redis(server)
+        if not ready:
+            raise ServiceError(f"redis-server did not start again:\n{error}")
+        self.process = server.process
+
     def stop(self) -> None:
         """Shut down (SIGTERM) and remove the working directory. Idempotent."""
         atexit.unregister(self.stop)
@@ -339,14 +397,17 @@ class RedisServer:
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def start_redis(parent: Path | None = None, *, port: int | None = None) -> RedisServer:
-    """Start `redis-server` on loopback, without RDB/AOF persistence."""
+def start_redis(
+    parent: Path | None = None, *, port: int | None = None, aof: bool = False
+) -> RedisServer:
+    """Start `redis-server` on loopback, without RDB persistence; with `aof=True` it keeps
+    an append-only file synced every second (`appendfsync everysec`), as in production."""
     executable = find_redis_server()
     base_dir = _make_tempdir("statefleet-redis-", parent, None)
     try:
         last_error = ""
         for _ in range(_PORT_ATTEMPTS if port is None else 1):
-            server = _launch_redis(executable, base_dir, port or free_port())
+            server = _launch_redis(executable, base_dir, port or free_port(), aof=aof)
             ready, last_error = _wait_redis(server)
             if ready:
                 atexit.register(server.stop)
@@ -360,9 +421,10 @@ def start_redis(parent: Path | None = None, *, port: int | None = None) -> Redis
         raise
 
 
-def _launch_redis(executable: Path, base_dir: Path, port: int) -> RedisServer:
+def _launch_redis(executable: Path, base_dir: Path, port: int, *, aof: bool) -> RedisServer:
     cmd = [str(executable), "--port", str(port), "--bind", HOST, "--dir", str(base_dir)]
-    cmd += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+    cmd += ["--save", "", "--daemonize", "no"]
+    cmd += ["--appendonly", "yes", "--appendfsync", "everysec"] if aof else ["--appendonly", "no"]
     with open(base_dir / "redis.log", "ab") as log:
         process = subprocess.Popen(
             cmd,
@@ -372,7 +434,7 @@ def _launch_redis(executable: Path, base_dir: Path, port: int) -> RedisServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return RedisServer(HOST, port, base_dir, process)
+    return RedisServer(HOST, port, base_dir, process, executable, aof)
 
 
 def _wait_redis(server: RedisServer) -> tuple[bool, str]:

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from statefleet.errors import StatefleetError
+from statefleet.errors import InfrastructureError, StatefleetError
 from statefleet.queue import jobs
 from statefleet.queue.keys import ARQ_JOB, Keys
 from statefleet.queue.priorities import queue_for
@@ -365,8 +365,19 @@ class QueueClient:
         store = machine.store
         counters = batch.counters
         interval = self.defaults.follow_interval
+        unreachable = 0
         while True:
-            counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+            try:
+                counts = await store.count_by_status(ExecutionFilter(batch_id=batch.id))
+            except InfrastructureError as exc:  # a database outage: wait it out
+                unreachable += 1
+                if unreachable == 1:
+                    logger.warning(
+                        "batch %s: cannot read its progress (%s); retrying", batch.id, exc
+                    )
+                await asyncio.sleep(min(5.0, interval * 2 ** min(unreachable, 10)))
+                continue
+            unreachable = 0
             counters.by_status = {s: n for s, n in counts.items() if s not in ACTIVE}
             counters.running = counts.get(S.RUNNING.value, 0)
             if batch._stopping is None:

@@ -7,9 +7,12 @@ while it runs by ``advance``), advance it from its checkpoint, release it. Then:
 * ended -> the job finishes (a raised error that ended it FAILED is dead-lettered);
 * parked at a long Wait -> the job is re-scored to the wake time (tries reset): the same
   job id wakes it, no worker is held meanwhile;
-* a failure the state's Retry/Catch did not handle, or an infrastructure failure (database
-  unreachable, lease lost, job timeout) -> arq ``Retry`` after ``2^try`` s capped at 30 s,
-  with full jitter; on the last try the execution is FAILED and dead-lettered;
+* a failure the state's Retry/Catch did not handle, or an infrastructure failure (lease
+  lost, job timeout) -> arq ``Retry`` after ``2^try`` s capped at 30 s, with full jitter;
+  on the last try the execution is FAILED and dead-lettered;
+* the database unreachable (connection refused or lost, server shutting down or starting)
+  -> the job is re-scored after the same backoff (counted per job by this worker) without
+  counting a try: an outage of the database is nobody's last try;
 * leased by another runner (a job delivered twice, a takeover before the lease expired) ->
   re-scored to the lease's expiry without counting a try.
 
@@ -22,6 +25,11 @@ its running jobs, so a killed worker's jobs are free again within ``lock_ttl``),
 shutdown (SIGTERM: stop taking jobs, let running ones finish within ``grace``, then
 cancel the rest: their leases are released and their tries given back, so another worker
 continues them from their checkpoints at once).
+
+Redis unreachable (a restart, a failover): the main loop logs it, backs off (up to 5 s) and
+goes on; a job whose finish could not be written keeps its Redis record and runs again
+once its in-progress lock expires (it then finds its execution ended, or continues it from
+its checkpoint).
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from typing import Any
 
 from arq.utils import poll, timestamp_ms
 from arq.worker import Retry, Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from statefleet.app import App
 from statefleet.errors import InfrastructureError, NotFoundError
@@ -62,18 +72,55 @@ from statefleet.statemachine.protocols import Store
 from statefleet.statemachine.runtime import ResourceRegistry
 from statefleet.store import open_store
 
-__all__ = ["FleetWorker", "WorkerOptions", "backoff", "run_worker"]
+__all__ = ["FleetWorker", "WorkerOptions", "backoff", "run_worker", "store_unreachable"]
 
 logger = logging.getLogger(__name__)
 
 S = ExecutionStatus
 STATS_TTL_S = 90 * 86400
+#: Redis failures the main loop outlives (the server restarting, a network blip).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError)
+REDIS_BACKOFF_CAP_S = 5.0
+#: Driver errors that mean "the database cannot be reached now" (asyncpg's names).
+_UNREACHABLE = frozenset(
+    {
+        "AdminShutdownError",
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CrashShutdownError",
+    }
+)
 
 
 def backoff(job_try: int, *, jitter: bool = True, cap: float = 30.0) -> float:
     """Seconds before try ``job_try + 1``: ``2^job_try`` capped at ``cap``, full jitter."""
     delay = min(cap, 2.0 ** max(1, job_try))
     return random.uniform(0, delay) if jitter else delay
+
+
+def store_unreachable(exc: BaseException) -> bool:
+    """Whether a store failure means the database cannot be reached (connection refused or
+    lost, server shutting down or starting up), rather than a failure of this job."""
+    if not isinstance(exc, InfrastructureError):
+        return False
+    seen: set[int] = set()
+    current: BaseException | None = exc.__cause__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | ConnectionError) and not isinstance(current, TimeoutError):
+            return True
+        if getattr(current, "connection_invalidated", False):  # SQLAlchemy: a disconnect
+            return True
+        if type(current).__name__ in _UNREACHABLE:
+            return True
+        orig = getattr(current, "orig", None)
+        current = (
+            current.__cause__
+            or (orig if isinstance(orig, BaseException) else None)
+            or current.__context__
+        )
+    return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,6 +209,8 @@ class FleetWorker(Worker):
         self._job_seconds: dict[str, float] = {}  # job id -> how long its run took
         self._outcomes: dict[str, _Outcome] = {}
         self._running: dict[str, str] = {}  # job id -> execution id
+        self._outages: dict[str, int] = {}  # job id -> tries deferred for an unreachable store
+        self._redis_failures = 0
         self._stopping = False
         #: Paused from the UI (``P:workers:paused``): take no new jobs, finish those held.
         self._paused = False
@@ -269,9 +318,30 @@ class FleetWorker(Worker):
         if self.on_startup:
             await self.on_startup(self.ctx)
         async for _ in poll(self.poll_delay_s):
-            await self._poll_iteration()
-            if self.burst and not self.tasks and await self._queued() == 0:
-                return
+            try:
+                await self._poll_iteration()
+                if self.burst and not self.tasks and await self._queued() == 0:
+                    return
+            except REDIS_DOWN as exc:
+                await self._redis_down(exc)
+            else:
+                if self._redis_failures:
+                    logger.warning("worker %s: Redis is back", self.worker_id)
+                    self._redis_failures = 0
+
+    async def _redis_down(self, exc: BaseException) -> None:
+        """Redis is unreachable: say so (once per outage), wait, and let the loop retry."""
+        self._redis_failures += 1
+        delay = min(REDIS_BACKOFF_CAP_S, 0.1 * 2 ** min(self._redis_failures, 10))
+        if self._redis_failures == 1:
+            logger.warning(
+                "worker %s: Redis unreachable (%s: %s); retrying every %.1f s at most",
+                self.worker_id,
+                type(exc).__name__,
+                exc,
+                REDIS_BACKOFF_CAP_S,
+            )
+        await asyncio.sleep(delay)
 
     async def _queued(self) -> int:
         paused = {p.decode() for p in await aw(self.pool.smembers(self.keys.paused))}
@@ -291,7 +361,11 @@ class FleetWorker(Worker):
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
-                task.result()
+                try:
+                    task.result()
+                except REDIS_DOWN as exc:
+                    # its Redis record stays: it runs again once its in-progress lock expires
+                    logger.warning("job %s: Redis unreachable while it ran (%s)", job_id, exc)
         await self.heart_beat()
 
     async def _take(self, free: int) -> None:
@@ -589,6 +663,7 @@ class FleetWorker(Worker):
         try:
             machine = await self.machine(payload.machine_id, payload.version)
             record = await machine.claim(execution_id)
+            self._outages.pop(job_id, None)
             if record is None:
                 return await self._not_claimed(job_id, execution_id)
         except NotFoundError as exc:
@@ -685,6 +760,8 @@ class FleetWorker(Worker):
         last_try: bool,
     ) -> Any:
         reason = f"{type(exc).__name__}: {exc}"
+        if store_unreachable(exc):
+            return self._wait_for_store(job_id, payload.execution_id, reason)
         if not last_try:
             raise self._retry(job_try, reason, payload.execution_id) from exc
         logger.error("execution %s: last try failed: %s", payload.execution_id, reason)
@@ -699,6 +776,22 @@ class FleetWorker(Worker):
             payload.queue,
         )
         return {"outcome": "dead-letter"}
+
+    def _wait_for_store(self, job_id: str, execution_id: str, reason: str) -> Any:
+        """The database is unreachable: run the job again after a backoff, without counting
+        the try (its lease, if it had one, expires meanwhile)."""
+        deferred = self._outages[job_id] = self._outages.get(job_id, 0) + 1
+        delay = backoff(deferred, jitter=self.options.jitter, cap=self.options.backoff_cap)
+        self.counters.retried += 1
+        logger.warning(
+            "execution %s: database unreachable (%s); retrying in %.1f s, the try not counted",
+            execution_id,
+            reason,
+            delay,
+            extra={"execution_id": execution_id},
+        )
+        self._outcomes[job_id] = _Outcome(reschedule_ms=timestamp_ms() + int(delay * 1000))
+        return {"outcome": "store unreachable", "retry_in": delay}
 
     async def _release(self, execution_id: str) -> None:
         """Give the lease up (expire it now) so that another runner continues at once."""

@@ -102,6 +102,8 @@ def load_document(definition: Any) -> Any:
             raise DefinitionError(
                 f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+        except RecursionError:
+            raise DefinitionError("the JSON document is nested too deeply to parse") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -109,6 +111,8 @@ def load_document(definition: Any) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise DefinitionError(f"malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise DefinitionError("the YAML document is nested too deeply to parse") from None
 
 
 def content_hash(document: Any) -> str:

@@ -59,6 +59,7 @@ from statefleet.statemachine.runtime import (
     Scope,
     SystemClock,
 )
+from statefleet.statemachine.states.base import PAYLOAD_LIMIT, exceeds
 from statefleet.statemachine.steps import End, Failed, Next, Parked
 
 __all__ = [
@@ -817,6 +818,16 @@ class PersistentStateMachine:
         data = record.data if record.current_state is not None else record.input
         timeout = machine.timeout_seconds
         deadline = None if timeout is None else started + timeout
+        if record.current_state is None and exceeds(record.input, PAYLOAD_LIMIT):
+            return await self._finish(  # as Step Functions: the input itself is refused
+                progress,
+                S.FAILED,
+                None,
+                None,
+                scope,
+                error=ErrorName.DATA_LIMIT_EXCEEDED,
+                cause="The execution input exceeds the maximum number of bytes service limit.",
+            )
         unsaved = False  # a state with effects ended since the last checkpoint
         while True:
             state = machine.states[name]
