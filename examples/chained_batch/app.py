@@ -45,3 +45,11 @@ def parcels(size: int) -> list[dict[str, Any]]:
     return [
         {"parcelId": f"P-{n:06d}", "number": n, "kg": (n * 7) % 31 + 1} for n in range(1, size + 1)
     ]
+
+
+if __name__ == "__main__":  # python -m examples.chained_batch.app 1000 > parcels.jsonl
+    import json
+    import sys
+
+    for parcel in parcels(int(sys.argv[1]) if len(sys.argv) > 1 else 1000):
+        print(json.dumps(parcel))

@@ -5,16 +5,14 @@ real workers and a leader as subprocesses on the session's PostgreSQL and Redis.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import redis
 
 from statefleet import ExecutionFilter, open_store
 from tests.docs.shell import DOC_DATABASE_URL, DOC_REDIS_URL, ROOT, run_page
-from tests.services import PostgresServer, RedisServer
+from tests.docs.conftest import services  # noqa: F401  (a fixture)
 
 EXAMPLES = ROOT / "examples"
 
@@ -32,18 +30,6 @@ async def statuses(url: str, machine_id: str) -> Counter[str]:
         return Counter(r.status for r in records)
     finally:
         await store.close()
-
-
-@pytest.fixture
-def services(postgres_server: PostgresServer, redis_server: RedisServer) -> dict[str, str]:
-    """A fresh database and an emptied Redis database, standing in for the README's."""
-    database = postgres_server.create_database(f"example_{uuid.uuid4().hex[:12]}")
-    redis_url = redis_server.url(7)
-    redis.Redis.from_url(redis_url).flushdb()
-    return {
-        DOC_DATABASE_URL: postgres_server.url(database).replace("+asyncpg", ""),
-        DOC_REDIS_URL: redis_url,
-    }
 
 
 def test_hello(tmp_path: Path) -> None:
