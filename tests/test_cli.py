@@ -78,8 +78,14 @@ def test_invalid_definition_lists_every_problem_and_exits_2(tmp_path: Path) -> N
     [
         (["run", "examples/hello/hello.yaml", "--input", "{nope"], "--input is not valid JSON"),
         (["run", "does-not-exist.yaml"], "cannot read definition"),
-        (["run", "examples/hello/hello.yaml", "--input", "@missing.json"], "cannot read input file"),
-        (["run", "examples/hello/hello.yaml", "--resources", "nomodule_xyz:things"], "cannot import"),
+        (
+            ["run", "examples/hello/hello.yaml", "--input", "@missing.json"],
+            "cannot read input file",
+        ),
+        (
+            ["run", "examples/hello/hello.yaml", "--resources", "nomodule_xyz:things"],
+            "cannot import",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_reason(args: list[str], fragment: str) -> None:

@@ -43,7 +43,7 @@ PENDING = {"docs/guarantees.md", "docs/callbacks.md", "examples/callbacks"}
 
 def pages() -> list[Path]:
     found = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    found += sorted(ROOT.glob("examples/*/README.md")) + [ROOT / "docker-examples/README.md"]
+    found += [*sorted(ROOT.glob("examples/*/README.md")), ROOT / "docker-examples/README.md"]
     return found
 
 
@@ -110,9 +110,7 @@ def test_getting_started(tmp_path: Path, services: dict[str, str]) -> None:
     assert sum(asyncio.run(statuses(sqlite, "demo-intake")).values()) == 200
     assert asyncio.run(statuses(sqlite, "orders")) == {"SUCCEEDED": 3, "FAILED": 2}
     # part 2, distributed: the workers ran the batch, and the UI's API shows it
-    assert asyncio.run(statuses(services[DOC_DATABASE_URL], "fleet-orders")) == {
-        "SUCCEEDED": 300
-    }
+    assert asyncio.run(statuses(services[DOC_DATABASE_URL], "fleet-orders")) == {"SUCCEEDED": 300}
     listing = json.loads(ran.stdout[ran.stdout.rindex("\n[") :].split("\n", 2)[1])
     batches = listing if isinstance(listing, list) else listing["batches"]
     assert [b["name"] for b in batches] == ["first-batch"]

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from statefleet import ExecutionFilter, open_store
-from tests.docs.shell import DOC_DATABASE_URL, DOC_REDIS_URL, ROOT, run_page
-from tests.docs.conftest import services  # noqa: F401  (a fixture)
+from tests.docs.shell import DOC_DATABASE_URL, ROOT, run_page
 
 EXAMPLES = ROOT / "examples"
 
