@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from statefleet import ExecutionFilter, open_store
-from tests.docs.conftest import free_port
+from tests.docs.conftest import free_port, load_gen
 from tests.docs.shell import (
     DOC_DATABASE_URL,
+    FENCE,
     ROOT,
     SETUP_COMMANDS,
     blocks,
@@ -122,3 +123,37 @@ def test_batch_guide(tmp_path: Path) -> None:
     assert "the batch stopped, FAILED (exit status 1)" in ran.stdout
     sqlite = f"sqlite+aiosqlite:///{tmp_path / 'statefleet.db'}"
     assert asyncio.run(statuses(sqlite, "fulfilment")) == {"SUCCEEDED": 980}
+
+
+def test_every_statefleet_command_shown_exists_with_its_options() -> None:
+    """Any code block of any page: a line ``statefleet WORDS --options`` names a command
+    of the CLI and only options that command has."""
+    gen = load_gen()
+    known = gen.cli_commands()
+    checked = 0
+    for page in pages():
+        if page.name == "cli.md":  # generated from the CLI itself
+            continue
+        text = page.read_text(encoding="utf-8")
+        for _language, body in FENCE.findall(text):
+            for command in commands(body):
+                for part in re.split(r"&&|\|\||;|\|", command):
+                    words = part.strip().split()
+                    if len(words) < 2 or words[0] != "statefleet" or "|" in words[1]:
+                        continue
+                    path: list[str] = []
+                    for word in words[1:]:
+                        if " ".join([*path, word]) in known:
+                            path.append(word)
+                        else:
+                            break
+                    where = f"{relative(page)}: `{part.strip()}`"
+                    assert path, f"{where}: no such command"
+                    found = known[" ".join(path)]
+                    options = {o for p in found.params for o in getattr(p, "opts", [])}
+                    for word in words:
+                        option = word.split("=")[0]
+                        if option.startswith("--") and option not in ("--help",):
+                            assert option in options, f"{where}: no option {option}"
+                    checked += 1
+    assert checked > 50
