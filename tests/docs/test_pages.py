@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from statefleet import ExecutionFilter, open_store
+from statefleet import DefinitionError, ExecutionFilter, StateMachine, open_store
 from tests.docs.conftest import free_port, load_gen
 from tests.docs.shell import (
     DOC_DATABASE_URL,
@@ -157,3 +157,21 @@ def test_every_statefleet_command_shown_exists_with_its_options() -> None:
                             assert option in options, f"{where}: no option {option}"
                     checked += 1
     assert checked > 50
+
+
+def test_state_machines_shown_are_valid() -> None:
+    """Every ```yaml block that is a whole state machine parses and validates, except the
+    Go engine's (marked so), which statefleet must reject: the migration guide's steps
+    are needed."""
+    valid = 0
+    for page in pages():
+        for block in blocks(page, "yaml"):
+            if "StartAt:" not in block:
+                continue
+            if block.startswith("# the Go engine's"):
+                with pytest.raises(DefinitionError, match="Name"):
+                    StateMachine.from_definition(block)
+                continue
+            StateMachine.from_definition(block)
+            valid += 1
+    assert valid >= 1
