@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from tests.docs.shell import (
     blocks,
     commands,
     run_page,
+    workdir,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -175,3 +179,38 @@ def test_state_machines_shown_are_valid() -> None:
             StateMachine.from_definition(block)
             valid += 1
     assert valid >= 1
+
+
+def test_readme_tour(tmp_path: Path, services: dict[str, str]) -> None:
+    port = str(free_port())
+    ran = run_page(
+        ROOT / "README.md",
+        tmp_path,
+        substitutions={
+            **services,
+            "statefleet demo": "statefleet demo --size 200",
+            "--size 10000": "--size 300",
+            "8080": port,
+        },
+        env={"TASK_DELAY": "0.005"},
+    )
+    assert ran.returncode == 0, ran.explain()
+    sqlite = f"sqlite+aiosqlite:///{tmp_path / 'statefleet.db'}"
+    assert asyncio.run(statuses(sqlite, "orders")) == {"SUCCEEDED": 4, "FAILED": 2}
+    assert asyncio.run(statuses(sqlite, "fulfilment")) == {"SUCCEEDED": 294}
+    assert asyncio.run(statuses(services[DOC_DATABASE_URL], "fleet-orders")) == {"SUCCEEDED": 1000}
+
+
+def test_readme_python(tmp_path: Path) -> None:
+    (code,) = blocks(ROOT / "README.md", "python")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=workdir(tmp_path),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "SUCCEEDED {'SUCCEEDED': 1}\n"
