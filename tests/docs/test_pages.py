@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +21,6 @@ from tests.docs.shell import (
     blocks,
     commands,
     run_page,
-    workdir,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -199,18 +195,3 @@ def test_readme_tour(tmp_path: Path, services: dict[str, str]) -> None:
     assert asyncio.run(statuses(sqlite, "orders")) == {"SUCCEEDED": 4, "FAILED": 2}
     assert asyncio.run(statuses(sqlite, "fulfilment")) == {"SUCCEEDED": 294}
     assert asyncio.run(statuses(services[DOC_DATABASE_URL], "fleet-orders")) == {"SUCCEEDED": 1000}
-
-
-def test_readme_python(tmp_path: Path) -> None:
-    (code,) = blocks(ROOT / "README.md", "python")
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=workdir(tmp_path),
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "SUCCEEDED {'SUCCEEDED': 1}\n"
