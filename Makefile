@@ -3,6 +3,7 @@
 #                    then the ASL conformance cases
 #   make check       lint + typecheck + test
 #   make bench       the benchmark suite (bench-quick: a ~3 minute version)
+#   make docs        regenerate docs/configuration.md, docs/cli.md and the bench tables
 
 PYTHON ?= python
 PYTEST_ARGS ?=
@@ -14,7 +15,7 @@ ASL_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
-.PHONY: install services-deps test lint typecheck check bench bench-quick
+.PHONY: install services-deps test lint typecheck check bench bench-quick docs
 
 install:
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet -e '.[dev]'
@@ -74,3 +75,7 @@ bench: services-deps
 bench-quick: services-deps
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet -e .
 	$(PYTHON) bench/run.py --quick $(BENCH_ARGS)
+
+# The generated reference pages (tests/docs/test_reference.py fails when they are stale).
+docs:
+	$(PYTHON) docs/gen.py

@@ -23,7 +23,7 @@ def statefleet(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]
 
 
 def test_hello_example_succeeds() -> None:
-    done = statefleet("run", "examples/hello.yaml", "--input", '{"name": "Ada", "visits": 3}')
+    done = statefleet("run", "examples/hello/hello.yaml", "--input", '{"name": "Ada", "visits": 3}')
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["status"] == "SUCCEEDED"
@@ -36,7 +36,7 @@ def test_hello_example_succeeds() -> None:
 
 def test_input_from_file(tmp_path: Path) -> None:
     (tmp_path / "in.json").write_text('{"name": "Grace", "visits": 1}')
-    done = statefleet("run", "examples/hello.yaml", "--input", f"@{tmp_path / 'in.json'}")
+    done = statefleet("run", "examples/hello/hello.yaml", "--input", f"@{tmp_path / 'in.json'}")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"] == {"greeting": "Hello, Grace!", "visits": 1}
 
@@ -76,10 +76,16 @@ def test_invalid_definition_lists_every_problem_and_exits_2(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["run", "examples/hello.yaml", "--input", "{nope"], "--input is not valid JSON"),
+        (["run", "examples/hello/hello.yaml", "--input", "{nope"], "--input is not valid JSON"),
         (["run", "does-not-exist.yaml"], "cannot read definition"),
-        (["run", "examples/hello.yaml", "--input", "@missing.json"], "cannot read input file"),
-        (["run", "examples/hello.yaml", "--resources", "nomodule_xyz:things"], "cannot import"),
+        (
+            ["run", "examples/hello/hello.yaml", "--input", "@missing.json"],
+            "cannot read input file",
+        ),
+        (
+            ["run", "examples/hello/hello.yaml", "--resources", "nomodule_xyz:things"],
+            "cannot import",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_reason(args: list[str], fragment: str) -> None:

@@ -1,4 +1,5 @@
-"""The README's "Command line" section names only commands and options that exist."""
+"""The README's tour names only commands and options that exist (tests/docs/test_pages.py
+runs it)."""
 
 from __future__ import annotations
 
@@ -14,17 +15,14 @@ WORD = re.compile(r"[a-z][a-z-]*")
 
 
 def _usages() -> list[str]:
-    """Each documented usage, continuation lines joined (after three spaces: a comment)."""
+    """Each command of the tour's sh block(s), continuation lines joined."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## A tour", 1)[1].split("\n## ", 1)[0]
     usages: list[str] = []
-    for block in section.split("```")[1::2]:
-        for line in block.splitlines():
-            usage = line.strip().split("   ")[0].rstrip("\\ ")
+    for block in re.findall(r"```sh\n(.*?)```", section, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
             if line.startswith("statefleet "):
-                usages.append(usage)
-            elif line.startswith(" ") and usages:
-                usages[-1] += " " + usage
+                usages.append(line.rstrip(" &"))
     return usages
 
 
@@ -46,18 +44,13 @@ def _path(words: list[str]) -> list[str]:
     return path
 
 
-def test_every_documented_command_and_option_exists() -> None:
+def test_every_command_and_option_of_the_tour_exists() -> None:
     root = typer.main.get_command(app)
     checked = 0
     for usage in _usages():
-        first, *alternatives = re.split(r" \| (?=[a-z])", usage)
-        path = _path(first.split()[1:])
-        targets = [(_resolve(root, path), first)]
-        parent = _resolve(root, path[:-1])
-        targets += [(_resolve(parent, [alt.split()[0]]), alt) for alt in alternatives]
-        for command, text in targets:
-            options = {opt for param in command.params for opt in getattr(param, "opts", ())}
-            for option in re.findall(r"--[a-z][a-z-]*", text):
-                assert option in options, f"{usage!r}: {command.name} has no {option}"
-            checked += 1
-    assert checked >= 15
+        command = _resolve(root, _path(usage.split()[1:]))
+        options = {opt for param in command.params for opt in getattr(param, "opts", ())}
+        for option in re.findall(r"--[a-z][a-z-]*", usage):
+            assert option in options, f"{usage!r}: {command.name} has no {option}"
+        checked += 1
+    assert checked >= 10
