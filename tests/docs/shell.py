@@ -30,7 +30,18 @@ DOC_DATABASE_URL = "postgresql://statefleet:statefleet@localhost:5432/statefleet
 DOC_REDIS_URL = "redis://localhost:6379/0"
 
 #: What a ```shell block (shown, not run) may start with.
-SETUP_COMMANDS = ("pip ", "python -m pip ", "sudo ", "apt-get ", "docker ", "git ", "cd ", "make ")
+SETUP_COMMANDS = (
+    "pip ",
+    "python -m pip ",
+    "python3 -m venv ",
+    ". .venv/bin/activate",
+    "sudo ",
+    "apt-get ",
+    "docker ",
+    "git ",
+    "cd ",
+    "make ",
+)
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 

@@ -3,7 +3,9 @@ every page with commands is run by some test, and every relative link resolves."
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib
 import json
 import re
 from collections import Counter
@@ -195,3 +197,22 @@ def test_readme_tour(tmp_path: Path, services: dict[str, str]) -> None:
     assert asyncio.run(statuses(sqlite, "orders")) == {"SUCCEEDED": 4, "FAILED": 2}
     assert asyncio.run(statuses(sqlite, "fulfilment")) == {"SUCCEEDED": 294}
     assert asyncio.run(statuses(services[DOC_DATABASE_URL], "fleet-orders")) == {"SUCCEEDED": 1000}
+
+
+def test_python_snippets_compile_and_import_only_what_exists() -> None:
+    """Every ```python block of the docs compiles (top-level ``await`` allowed: they are
+    fragments of async code) and names only what its imports provide."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    checked = 0
+    for page in pages():
+        for block in blocks(page, "python"):
+            compile(block, str(page), "exec", flags=flags)
+            for node in ast.walk(ast.parse(block)):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    module = importlib.import_module(node.module)
+                    for alias in node.names:
+                        assert hasattr(module, alias.name), (
+                            f"{relative(page)}: {node.module} has no {alias.name}"
+                        )
+            checked += 1
+    assert checked >= 5
