@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from statefleet.statemachine.runtime import Run, Scope
@@ -23,5 +24,8 @@ async def run_machine(
             case Next(state=name, output=output):
                 state = states[name]
                 data = output
+                # a cycle of states that never wait (Pass, Choice, sync Tasks) must not hold
+                # the event loop: TimeoutSeconds, cancellation and other runs go on
+                await asyncio.sleep(0)
             case End() | Failed() | Parked():
                 return step

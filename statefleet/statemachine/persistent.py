@@ -743,6 +743,8 @@ class PersistentStateMachine:
                 case Next(state=next_name, output=output):
                     if state.type_name not in FOLDABLE:
                         await self._checkpoint(progress, S.RUNNING, next_name, output, scope)
+                    else:  # a cycle of Pass/Choice states must not hold the event loop
+                        await asyncio.sleep(0)
                     name, data = next_name, output
                 case End(output=output):
                     return await self._finish(
