@@ -115,6 +115,46 @@ async def test_big_but_legal_definitions_are_accepted_and_run() -> None:
         assert result.status == "SUCCEEDED"
 
 
+CYCLE = {
+    "StartAt": "A",
+    "States": {
+        "A": {"Type": "Pass", "Next": "B"},
+        "B": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "C"}],
+            "Default": "A",
+        },
+        "C": {"Type": "Succeed"},
+    },
+}
+
+
+async def test_a_cycle_that_never_ends_is_bounded_and_never_holds_the_event_loop(
+    store: SQLStore,
+) -> None:
+    """A loop of Pass and Choice states never waits: TimeoutSeconds still ends it, and
+    without one it can be cancelled (a worker's heartbeats and other jobs go on)."""
+    bounded = {**CYCLE, "TimeoutSeconds": 1}
+    memory = await asyncio.wait_for(StateMachine.from_definition(bounded).run({}), 30)
+    assert (memory.status, memory.error) == ("TIMED_OUT", "States.Timeout")
+    sm = await PersistentStateMachine.create(bounded, machine_id="cycle", store=store)
+    persisted = await asyncio.wait_for(sm.execute({}), 30)
+    assert (persisted.status, persisted.error) == ("TIMED_OUT", "States.Timeout")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(StateMachine.from_definition(CYCLE).run({}), 0.5)
+    ticker.cancel()
+    assert ticks > 1  # the loop kept turning meanwhile
+
+
 # ---------------------------------------------------------------- bad input
 
 
