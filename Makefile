@@ -2,6 +2,9 @@
 #   make test        install, make sure PostgreSQL and Redis binaries exist, run pytest,
 #                    then the ASL conformance cases
 #   make check       lint + typecheck + test
+#   make test-reliability  the reliability suite at full size (tests/reliability: faults on
+#                    5,000-20,000-execution batches, the 100,000-execution load test); `make
+#                    test` runs its short forms
 #   make bench       the benchmark suite (bench-quick: a ~3 minute version)
 #   make docs        regenerate docs/configuration.md, docs/cli.md and the bench tables
 
@@ -15,7 +18,7 @@ ASL_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
 
-.PHONY: install services-deps test lint typecheck check bench bench-quick docs
+.PHONY: install services-deps test test-reliability lint typecheck check bench bench-quick docs
 
 install:
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --quiet -e '.[dev]'
@@ -52,6 +55,14 @@ test: install services-deps
 	else \
 		echo "ASL conformance cases skipped: no $(ASL_CASES)/run.py"; \
 	fi
+
+# Full sizes; STATEFLEET_LOAD_EXECUTIONS sizes the load test (default 100000), figures are
+# printed and appended to $(RELIABILITY_REPORT).
+RELIABILITY_REPORT ?= reliability-figures.txt
+
+test-reliability: install services-deps
+	STATEFLEET_RELIABILITY=full STATEFLEET_RELIABILITY_REPORT=$(RELIABILITY_REPORT) \
+		$(PYTHON) -m pytest tests/reliability -p no:cacheprovider --durations=0 $(PYTEST_ARGS)
 
 lint:
 	ruff check .

@@ -38,6 +38,7 @@ from statefleet.statemachine.batch import (
     run_batch,
 )
 from statefleet.statemachine.definition import Machine
+from statefleet.statemachine.interpreter import YIELD_EVERY
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus, check_move
 from statefleet.statemachine.machine import StateMachine
 from statefleet.statemachine.protocols import (
@@ -829,6 +830,7 @@ class PersistentStateMachine:
                 cause="The execution input exceeds the maximum number of bytes service limit.",
             )
         unsaved = False  # a state with effects ended since the last checkpoint
+        steps = 0
         while True:
             state = machine.states[name]
             if unsaved and state.type_name not in DEFERRABLE:
@@ -859,6 +861,9 @@ class PersistentStateMachine:
             match step:
                 case Next(state=next_name, output=output):
                     unsaved = unsaved or state.type_name not in FOLDABLE
+                    steps += 1
+                    if steps % YIELD_EVERY == 0:  # a cycle of states that never wait must
+                        await asyncio.sleep(0)  # not hold the event loop (timeouts, cancel)
                     name, data = next_name, output
                 case End(output=output):
                     return await self._finish(

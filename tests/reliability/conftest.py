@@ -147,6 +147,10 @@ class Fleet:
     def leader(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         return self._start("leader", args, env)
 
+    def ui(self, port: int) -> subprocess.Popen[bytes]:
+        """``statefleet ui`` on loopback (no credentials needed there)."""
+        return self._start("ui", ("--port", str(port), "--log-level", "warning"), {})
+
     def log_of(self, proc: subprocess.Popen[bytes]) -> str:
         for known, path in self.processes:
             if known is proc:
@@ -203,6 +207,16 @@ def fleet(
         yield processes
     finally:
         processes.stop_all()
+
+
+def record_figures(name: str, figures: dict[str, Any]) -> None:
+    """Print measured figures and append them to ``$STATEFLEET_RELIABILITY_REPORT``."""
+    line = f"{name}: {figures}"
+    print(line)
+    report = os.environ.get("STATEFLEET_RELIABILITY_REPORT")
+    if report:
+        with open(report, "a") as out:
+            out.write(line + "\n")
 
 
 # ---------------------------------------------------------------- batches
