@@ -411,6 +411,25 @@ async def test_machine_filtered_workers_share_a_queue_without_stalling(
     assert await client.depth() == 0
 
 
+async def test_recover_indexes_jobs_enqueued_without_a_machine_index(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    sm = await numbers(pg, client)
+    batch = await sm.execute_bulk([{"n": i} for i in range(5)], BatchOptions(name="older"))
+    async with asyncio.timeout(30):
+        while await client.depth() < 5:  # noqa: ASYNC110 - enqueued in background
+            await asyncio.sleep(0.02)
+    redis = await client.redis()
+    index = client.keys.machine_queue("default", "numbers")
+    assert await redis.zcard(index) == 5
+    await redis.delete(index)  # as jobs enqueued by a version without the index
+    await recover(pg, client)
+    assert await redis.zcard(index) == 5
+    filtered = await burst(RESOURCES, pg, client, machines=frozenset({"numbers"}))
+    assert filtered.counters.done == 5
+    assert (await asyncio.wait_for(batch.wait(), 30)).counters == {"SUCCEEDED": 5}
+
+
 async def test_a_cancel_from_elsewhere_stops_a_distributed_batch(
     pg: SQLStore, client: QueueClient
 ) -> None:
