@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from statefleet import ChainingError, DefinitionError, ExecutionFilter, TaskError
-from statefleet.statemachine.persistent import JobControl, PersistentStateMachine
+from statefleet.statemachine.persistent import (
+    JobControl,
+    PersistentStateMachine,
+    default_owner,
+    owner_is_dead,
+)
 from statefleet.store import SQLStore
 
 FOUR_STATES = {
@@ -385,3 +393,14 @@ async def test_a_queue_worker_retries_only_failures_the_definition_did_not_decid
     final = await sm.advance(record, control)
     assert control.handed_back is handed_back
     assert final.status == ("RUNNING" if handed_back else "FAILED")
+
+
+def test_only_a_dead_process_of_this_host_counts_as_a_dead_lease_owner() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its PID no longer exists
+    host = default_owner().rsplit(":", 2)[0]
+    assert owner_is_dead(f"{host}:{child.pid}:0123abcd")
+    assert not owner_is_dead(f"{host}:{os.getpid()}:0123abcd")  # this process
+    assert not owner_is_dead(f"{host}:1:0123abcd")  # alive
+    assert not owner_is_dead(f"another-host:{child.pid}:0123abcd")  # cannot be known
+    assert not owner_is_dead("w1") and not owner_is_dead("")
