@@ -321,7 +321,7 @@ class QueueClient:
         if resume:
             await self._enqueue_unfinished(machine, batch.id, queue, tries, run_at)
         async for chunk in source:
-            if batch._stopping is not None:
+            if batch._stopping is not None or await batch.cancelled_elsewhere():
                 break
             records = [record for record, _ in chunk]
             links = [link for _, link in chunk if link is not None]

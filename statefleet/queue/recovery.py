@@ -142,12 +142,14 @@ async def _drop_ended(
                 for job_id in chunk:
                     pipe.exists(keys.in_progress(job_id))
                 running = await pipe.execute()
+            live: list[tuple[str, str]] = []  # (job id, machine id)
             for job_id, busy in zip(chunk, running, strict=True):
                 if busy:
                     continue
                 execution_id = keys.execution_id(job_id)
                 record = await store.get_execution(execution_id) if execution_id else None
                 if record is not None and record.status in ACTIVE:
+                    live.append((job_id, record.state_machine_id))
                     continue
                 report.dropped.append(job_id)
                 if not dry_run:
@@ -155,6 +157,22 @@ async def _drop_ended(
                         pipe.zrem(queue_key, job_id)
                         pipe.delete(keys.job(job_id), keys.retry(job_id))
                         await pipe.execute()
+            if live and not dry_run:
+                await _index(redis, keys, name, live)
+
+
+async def _index(redis: Any, keys: Any, queue: str, live: list[tuple[str, str]]) -> None:
+    """Put live jobs missing from their machine's index (``P:mqueue``: jobs enqueued by an
+    older version) into it, so that ``--machines`` workers see them."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id, _ in live:
+            pipe.zscore(keys.queue(queue), job_id)
+        scores = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for (job_id, machine_id), score in zip(live, scores, strict=True):
+            if score is not None:
+                pipe.zadd(keys.machine_queue(queue, machine_id), {job_id: score}, nx=True)
+        await pipe.execute()
 
 
 def _priority(value: Any) -> str:

@@ -65,11 +65,12 @@ from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.persistent import (
     CheckpointWriter,
     JobControl,
+    LeaseRenewer,
     PersistentStateMachine,
     default_owner,
 )
 from statefleet.statemachine.protocols import Store
-from statefleet.statemachine.runtime import ResourceRegistry
+from statefleet.statemachine.runtime import ResourceRegistry, SystemClock
 from statefleet.store import open_store
 
 __all__ = ["FleetWorker", "WorkerOptions", "backoff", "run_worker", "store_unreachable"]
@@ -204,6 +205,7 @@ class FleetWorker(Worker):
         self._machines: dict[str, PersistentStateMachine] = {}
         self._machine_lock = asyncio.Lock()
         self._writer: CheckpointWriter | None = None
+        self._renewer: LeaseRenewer | None = None  # one for every machine this worker runs
         self._job_queue: dict[str, tuple[str, str]] = {}
         self._job_machine: dict[str, str] = {}  # job id -> machine id (its P:mqueue index)
         self._job_seconds: dict[str, float] = {}  # job id -> how long its run took
@@ -256,6 +258,9 @@ class FleetWorker(Worker):
         if self.store_ is None:
             self.store_ = await open_store(self.app.settings.database_url)
         self._writer = CheckpointWriter(self.store_)
+        self._renewer = LeaseRenewer(
+            self.store_, self.owner, self.app.settings.lease_seconds, SystemClock()
+        )
         self._dequeue = self.pool.register_script(DEQUEUE)
         # the client shares the worker's pool (dead letters, self-healing re-enqueues)
         if self.client._redis is None:
@@ -562,6 +567,7 @@ class FleetWorker(Worker):
                     owner=self.owner,
                     lease_seconds=self.app.settings.lease_seconds,
                     writer=self._writer,
+                    renewer=self._renewer,
                 )
                 self._machines[machine_id] = found
         return found

@@ -376,6 +376,7 @@ class LocalRunner:
         self.leftover: list[str] = []
         #: Executions leased to this runner: created or claimed, not yet ended.
         self.holding: set[str] = set()
+        self._ended = asyncio.Event()
 
     def _stop(self, reason: str) -> None:
         if self.batch._stopping is None:
@@ -428,9 +429,14 @@ class LocalRunner:
             self._account(result)
 
     async def watch(self) -> None:
-        """Notice a cancel from another process even while nothing checkpoints."""
+        """Notice a cancel from another process even while nothing checkpoints. (It ends
+        when told to, never cancelled in the middle of a query.)"""
         while not self.batch._cancelled:
-            await asyncio.sleep(self.watch_interval)
+            try:
+                await asyncio.wait_for(self._ended.wait(), self.watch_interval)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.batch.cancelled_elsewhere()
             except Exception:  # the next round tries again
@@ -492,7 +498,8 @@ class LocalRunner:
             await asyncio.shield(self._release())
             raise
         finally:
-            watcher.cancel()
+            self._ended.set()
+            await asyncio.gather(watcher, return_exceptions=True)
         if self.leftover:
             await self.machine.store.abort_executions(
                 execution_ids=self.leftover,

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from statefleet import ChainingError, DefinitionError, ExecutionFilter, TaskError
-from statefleet.statemachine.persistent import PersistentStateMachine
+from statefleet.statemachine.persistent import (
+    JobControl,
+    PersistentStateMachine,
+    default_owner,
+    owner_is_dead,
+)
 from statefleet.store import SQLStore
 
 FOUR_STATES = {
@@ -341,3 +349,58 @@ async def test_machine_timeout_keeps_the_history_of_the_interrupted_state(
     assert record.status == "TIMED_OUT"
     history = await sm.history(record.id)
     assert [(h.state, h.status, h.error) for h in history] == [("Work", "FAILED", "Flaky")]
+
+
+@pytest.mark.parametrize(
+    ("inner", "handed_back"),
+    [
+        ({"Type": "Fail", "Error": "Refused"}, False),  # failed by its definition
+        (  # a Retry of the item's state that ran out: the definition's decision too
+            {
+                "Type": "Task",
+                "Resource": "boom",
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+                "End": True,
+            },
+            False,
+        ),
+        ({"Type": "Task", "Resource": "boom", "End": True}, True),  # nothing covers it
+    ],
+)
+async def test_a_queue_worker_retries_only_failures_the_definition_did_not_decide(
+    store: SQLStore, inner: dict[str, Any], handed_back: bool
+) -> None:
+    def boom(payload: Any) -> Any:
+        raise TaskError("Boom", "down")
+
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {"StartAt": "Item", "States": {"Item": inner}},
+                "End": True,
+            }
+        },
+    }
+    sm = await PersistentStateMachine.create(
+        definition, machine_id="mapped", store=store, resources={"boom": boom}
+    )
+    record = sm.new_execution({"items": [1]}, owner=sm.owner)
+    await store.create_executions([record])
+    control = JobControl(retry_failures=True)
+    final = await sm.advance(record, control)
+    assert control.handed_back is handed_back
+    assert final.status == ("RUNNING" if handed_back else "FAILED")
+
+
+def test_only_a_dead_process_of_this_host_counts_as_a_dead_lease_owner() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its PID no longer exists
+    host = default_owner().rsplit(":", 2)[0]
+    assert owner_is_dead(f"{host}:{child.pid}:0123abcd")
+    assert not owner_is_dead(f"{host}:{os.getpid()}:0123abcd")  # this process
+    assert not owner_is_dead(f"{host}:1:0123abcd")  # alive
+    assert not owner_is_dead(f"another-host:{child.pid}:0123abcd")  # cannot be known
+    assert not owner_is_dead("w1") and not owner_is_dead("")

@@ -411,6 +411,54 @@ async def test_machine_filtered_workers_share_a_queue_without_stalling(
     assert await client.depth() == 0
 
 
+async def test_recover_indexes_jobs_enqueued_without_a_machine_index(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    sm = await numbers(pg, client)
+    batch = await sm.execute_bulk([{"n": i} for i in range(5)], BatchOptions(name="older"))
+    async with asyncio.timeout(30):
+        while await client.depth() < 5:  # noqa: ASYNC110 - enqueued in background
+            await asyncio.sleep(0.02)
+    redis = await client.redis()
+    index = client.keys.machine_queue("default", "numbers")
+    assert await redis.zcard(index) == 5
+    await redis.delete(index)  # as jobs enqueued by a version without the index
+    await recover(pg, client)
+    assert await redis.zcard(index) == 5
+    filtered = await burst(RESOURCES, pg, client, machines=frozenset({"numbers"}))
+    assert filtered.counters.done == 5
+    assert (await asyncio.wait_for(batch.wait(), 30)).counters == {"SUCCEEDED": 5}
+
+
+async def test_a_cancel_from_elsewhere_stops_a_distributed_batch(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    sm = await numbers(pg, client)
+    gate = asyncio.Event()
+
+    async def inputs() -> Any:
+        for i in range(100):
+            yield {"n": i}
+        await gate.wait()  # the leader is still reading its inputs when the cancel comes
+        for i in range(100, 200):
+            yield {"n": i}
+
+    batch = await sm.execute_bulk(inputs(), BatchOptions(name="far", chunk_size=100))
+    async with asyncio.timeout(30):
+        while await client.depth() < 100:  # noqa: ASYNC110 - enqueued in background
+            await asyncio.sleep(0.02)
+    elsewhere = await sm.get_batch(batch.id)  # as another process has it
+    assert await elsewhere.cancel("stopped by an operator") is True
+    gate.set()
+    done = await asyncio.wait_for(batch.wait(), 30)
+    assert (done.status, done.stop_reason) == ("ABORTED", "stopped by an operator")
+    assert await batch.counts() == {"ABORTED": 100}  # nothing more created or enqueued
+    worker = await burst(RESOURCES, pg, client)  # the jobs left run into their ended executions
+    assert worker.counters.done == 0
+    assert await client.depth() == 0
+    assert await batch.counts() == {"ABORTED": 100}
+
+
 async def test_a_paused_queue_is_not_served_until_resumed(
     pg: SQLStore, client: QueueClient
 ) -> None:
