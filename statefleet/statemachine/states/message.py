@@ -15,8 +15,9 @@ engine's state, with its YAML fields).
 ``send_message(key, value, payload)`` answers every open wait with that key and value. The
 payload is the state's result (through ResultSelector and ResultPath: by default it
 replaces the input). When the timeout fires first, the state goes to ``TimeoutPath`` with
-its input unchanged, or, without a TimeoutPath, fails with ``States.Timeout`` (for
-Retry/Catch). A message that arrives after the timeout finds nothing waiting.
+its raw input unchanged (history: the state TIMED_OUT), or, without a TimeoutPath, fails
+with ``States.Timeout`` (for Retry/Catch). A message that arrives after the timeout finds
+nothing waiting.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ from statefleet.statemachine.paths import Path, PathNotFound, compile_path
 from statefleet.statemachine.protocols import WaitStatus
 from statefleet.statemachine.runtime import Run, Scope, StateEnv
 from statefleet.statemachine.states.base import State, json_copy
-from statefleet.statemachine.steps import Parked, Step
+from statefleet.statemachine.steps import Next, Parked, Step
+
+
+class _TakeTimeoutPath(Exception):
+    """The timeout fired first and the state has a TimeoutPath: leave with the input."""
 
 
 class MessageState(State):
@@ -63,10 +68,16 @@ class MessageState(State):
         return targets
 
     async def enter(self, run: Run, scope: Scope, raw: Any) -> Step:
+        started = run.clock.now()
         try:
             return await super().enter(run, scope, raw)
         except ParkForCallback as park:
             return Parked(self.name, until=deadline_epoch(park.wait), wait=park.wait.id)
+        except _TakeTimeoutPath:
+            assert self.timeout_state is not None
+            if scope.record_history:
+                run.record(self, "TIMED_OUT", raw, None, ErrorName.TIMEOUT, None, 0, started)
+            return Next(self.timeout_state, raw)
 
     def before_attempt(self, env: StateEnv) -> None:
         take_resumed_wait(env)
@@ -80,8 +91,7 @@ class MessageState(State):
             timeout_seconds=self._timeout(env, data),
         )
         if wait.status == WaitStatus.TIMED_OUT and self.timeout_state:
-            env.chosen = self.timeout_state
-            return data
+            raise _TakeTimeoutPath
         return json_copy(answer_of(wait))
 
     def _value(self, env: StateEnv, data: Any) -> Any:
