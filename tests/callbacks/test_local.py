@@ -9,15 +9,12 @@ from typing import Any
 import pytest
 
 from statefleet import (
-    DefinitionError,
     PersistentStateMachine,
-    StateMachine,
     send_message,
     send_task_failure,
     send_task_heartbeat,
     send_task_success,
 )
-from statefleet.statemachine.callbacks import CallbackStateError
 from statefleet.store import SQLStore
 from tests.callbacks.machines import APPROVAL, Inbox, approval, open_wait_of, payment, until_status
 
@@ -270,37 +267,3 @@ async def test_answer_without_resources_is_kept_for_the_next_resume(store: SQLSt
     done = await sm.resume(parked.id)
     assert done.status == "SUCCEEDED"
     assert done.output["approval"] == "later"
-
-
-async def test_in_memory_run_refuses_callback_states() -> None:
-    machine = StateMachine.from_definition(APPROVAL)
-    with pytest.raises(CallbackStateError, match="PersistentStateMachine"):
-        await machine.run({"order": 1}, resources={"lambda:invoke": Inbox()})
-
-
-def test_message_state_validation() -> None:
-    with pytest.raises(DefinitionError) as caught:
-        StateMachine.from_definition(
-            {
-                "StartAt": "M",
-                "States": {
-                    "M": {
-                        "Type": "Message",
-                        "CorrelationValuePath": "$.id",
-                        "CorrelationValue": 1,
-                        "TimeoutPath": "Nowhere",
-                        "End": True,
-                    }
-                },
-            }
-        )
-    text = str(caught.value)
-    assert "/States/M: Message state 'M' needs \"CorrelationKey\"" in text
-    assert '"CorrelationValuePath" and "CorrelationValue" cannot be used together' in text
-    assert '/States/M/TimeoutPath: "TimeoutPath" needs "TimeoutSeconds"' in text
-    assert "/States/M/TimeoutPath: \"TimeoutPath\" names state 'Nowhere'" in text
-
-
-def test_heartbeat_must_be_smaller_than_timeout() -> None:
-    with pytest.raises(DefinitionError, match="/States/Ask/HeartbeatSeconds"):
-        StateMachine.from_definition(approval(heartbeat=10, timeout=10))
