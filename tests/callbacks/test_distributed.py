@@ -23,6 +23,7 @@ from statefleet import (
     send_task_heartbeat,
     send_task_success,
 )
+from statefleet.queue.recovery import recover
 from statefleet.queue.worker import FleetWorker
 from statefleet.statemachine.protocols import ExecutionFilter, ExecutionRecord
 from statefleet.store import SQLStore
@@ -229,3 +230,22 @@ async def test_a_worker_killed_while_an_execution_waits_loses_nothing(
     done = await until_status(pg, records[0].id, "SUCCEEDED", limit=5)
     assert done.output["approval"] == {"by": "ops"}
     assert [h.state for h in await pg.history(records[0].id)] == ["Ask", "Approved"]
+
+
+async def test_recover_leaves_unanswered_waits_alone_and_wakes_answered_ones(
+    pg: SQLStore, client: QueueClient
+) -> None:
+    inbox = Inbox()
+    _, records = await queued(pg, client, approval(), [{"order": 9}], "recover")
+    await burst({"lambda:invoke": inbox}, pg, client)
+    report = await recover(pg, client)
+    assert records[0].id not in report.reenqueued  # waits for its token: no job needed
+    assert await client.depth() == 0
+    # answered while its wake could not reach Redis (here: no queue client given)
+    answered = await send_task_success(inbox.tokens[0], "late but fine", store=pg)
+    assert answered.outcome == "answered"
+    report = await recover(pg, client)
+    assert report.reenqueued == [records[0].id]
+    await burst({"lambda:invoke": inbox}, pg, client)
+    done = await until_status(pg, records[0].id, "SUCCEEDED")
+    assert done.output["approval"] == "late but fine"
