@@ -29,7 +29,7 @@ from typing import Any
 from statefleet.app import App
 from statefleet.errors import StaleExecutionError, StatefleetError
 from statefleet.queue.client import QueueClient
-from statefleet.statemachine.lifecycle import TERMINAL
+from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.persistent import PersistentStateMachine
 from statefleet.statemachine.protocols import MessageRecord, Store, WaitRecord, WaitStatus
 from statefleet.store import open_store
@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+S = ExecutionStatus
 
 #: Outcomes that mean "your answer was taken".
 ACCEPTED = frozenset({"resumed", "queued", "answered", "heartbeat", "kept"})
@@ -301,18 +303,31 @@ async def _resume(
                 await queue_client.close()
         return CallbackResult("queued", f"resumed on the queue: {', '.join(ids)}", ids)
     statuses: dict[str, str] = {}
+    running: list[str] = []
     machines: dict[str, PersistentStateMachine | None] = {}
     for wait in waits:
+        record = await db.get_execution(wait.execution_id)
+        if record is None or record.status != S.WAITING:
+            # not parked (yet): the runner that holds it takes the answer as it parks (or,
+            # in a Map/Parallel branch, as it polls); never claim it from under that runner
+            running.append(wait.execution_id)
+            continue
         runner = await _local_machine(db, wait.state_machine_id, app, machine, machines)
         if runner is None:
             continue
         try:
             final = await runner.resume(wait.execution_id)
-        except StaleExecutionError:  # still leased: its runner sees the answer as it parks
-            statuses[wait.execution_id] = "RUNNING"
+        except StaleExecutionError:  # taken meanwhile: its runner has the answer
+            running.append(wait.execution_id)
             continue
         statuses[wait.execution_id] = final.status
     if not statuses:
+        if running and len(running) == len(ids):
+            return CallbackResult(
+                "answered",
+                f"answer recorded for {', '.join(ids)}; the runner that holds it takes it",
+                ids,
+            )
         return CallbackResult(
             "answered",
             f"answer recorded for {', '.join(ids)}; no resources here to run it: it continues "

@@ -764,6 +764,8 @@ class PersistentStateMachine:
                         progress, S.FAILED, name, data, scope, error=error, cause=cause
                     )
                 case Parked(until=until, wait=wait_id):
+                    if wait_id is not None and deadline is not None:  # the machine's timeout
+                        until = deadline if until is None else min(until, deadline)
                     if control is not None:
                         control.parked_until = until
                         control.wait = wait_id

@@ -267,3 +267,51 @@ async def test_answer_without_resources_is_kept_for_the_next_resume(store: SQLSt
     done = await sm.resume(parked.id)
     assert done.status == "SUCCEEDED"
     assert done.output["approval"] == "later"
+
+
+async def test_token_task_inside_a_parallel_branch_waits_in_process(store: SQLStore) -> None:
+    """A branch has no checkpoint of its own: its callback wait polls instead of parking."""
+    inbox = Inbox()
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Ask", "States": {"Ask": approval()["States"]["Ask"]}}],
+                "End": True,
+            }
+        },
+    }
+    branch = definition["States"]["Both"]["Branches"][0]["States"]["Ask"]
+    branch.pop("Catch")
+    branch["End"] = True
+    branch.pop("Next")
+    sm = await approvals(store, inbox, definition)
+    running = asyncio.create_task(sm.execute({"order": 14}))
+    wait = None
+    async with asyncio.timeout(20):
+        while wait is None:
+            await asyncio.sleep(0.02)
+            waits = await store.list_waits()
+            wait = waits[0] if waits else None
+    assert wait.token == inbox.tokens[0]
+    result = await send_task_success(wait.token, "in branch", store=store, machine=sm)
+    assert result.outcome == "answered"  # the running branch takes it: not resumed twice
+    done = await asyncio.wait_for(running, 20)
+    assert done.status == "SUCCEEDED"
+    assert done.output == [{"order": 14, "approval": "in branch"}]
+
+
+async def test_machine_timeout_ends_a_parked_wait(store: SQLStore) -> None:
+    inbox = Inbox()
+    definition = approval()
+    definition["TimeoutSeconds"] = 1
+    sm = await approvals(store, inbox, definition)
+    parked = await sm.execute({"order": 15})
+    assert parked.status == "WAITING"
+    assert parked.wake_at is not None  # woken at the machine's deadline
+    done = await until_status(store, parked.id, "TIMED_OUT")
+    assert done.error == "States.Timeout"
+    late = await send_task_success(inbox.tokens[0], 1, store=store, machine=sm)
+    assert late.outcome == "already_answered"
+    assert "TIMED_OUT" in late.detail
