@@ -134,3 +134,15 @@ async def test_read_only_hides_and_refuses_answers(store: SQLStore) -> None:
         )
         assert refused.status_code == 403
     assert (await sm.get(parked.id)).status == "WAITING"
+
+
+async def test_message_state_graph_shows_its_timeout_path(store: SQLStore) -> None:
+    sm = await PersistentStateMachine.create(payment(), machine_id="pay", store=store)
+    parked = await sm.execute({"order": 3})
+    async with ui_on(store, {}) as (http, _):
+        svg = await http.get(f"/api/executions/{parked.id}/graph.svg")
+        assert svg.status_code == 200
+        assert "AwaitPayment" in svg.text and "Late" in svg.text and "timeout" in svg.text
+        page = await http.get(f"/executions/{parked.id}", headers={"accept": "text/html"})
+        assert 'id="answer-message"' in page.text
+        assert "Waiting at AwaitPayment for message payment=3" in page.text
