@@ -89,7 +89,8 @@ async def await_callback(
     """Open a wait (or take the resumed one) and return it answered; park or poll meanwhile.
 
     ``call`` (a coroutine function) runs once the wait exists — the Task's resource,
-    handed the token — so that an answer it sends at once is never lost.
+    handed the token — so that an answer it sends at once is never lost (the runner looks
+    at the wait again after parking; a branch that cannot park polls it).
     """
     run = env.run
     store = run.store
@@ -121,10 +122,9 @@ async def await_callback(
         )
         wait = await store.open_wait(wait, now=utc(now))
         if call is not None and wait.status == WaitStatus.WAITING:
+            # an answer sent while (or right after) the callable runs is not looked for
+            # here: the runner looks at the wait again once the execution has parked
             await call()
-            found = await store.get_wait(wait_id=wait.id)
-            if found is not None:
-                wait = found
     top_level = env.scope.record_history
     while True:
         if wait.status != WaitStatus.WAITING:
