@@ -259,10 +259,15 @@ async def _refused_token(db: Store, token: str) -> CallbackResult:
             (wait.execution_id,),
         )
     when = wait.answered_at.isoformat() if wait.answered_at else "earlier"
+    if wait.status == WaitStatus.TIMED_OUT:
+        what = f"the task timed out first ({wait.error} at {when})"
+    elif wait.status == WaitStatus.CANCELLED:
+        what = "the task was left before it was answered (a retry or a new wait replaced it)"
+    else:
+        what = f"this token was already answered ({wait.status} at {when})"
     return CallbackResult(
         "already_answered",
-        f"this token was already answered ({wait.status} at {when}); "
-        f"execution {wait.execution_id} was resumed by that answer",
+        f"{what}; execution {wait.execution_id} does not wait for it any more",
         (wait.execution_id,),
     )
 

@@ -122,6 +122,7 @@ async def test_heartbeat_timeout(store: SQLStore) -> None:
     assert done.output["timeout"]["Error"] == "States.HeartbeatTimeout"
     late = await send_task_success(inbox.tokens[0], "too late", store=store, machine=sm)
     assert late.outcome == "already_answered"
+    assert "timed out first (States.HeartbeatTimeout" in late.detail
 
 
 async def test_heartbeats_keep_the_task_alive(store: SQLStore) -> None:
