@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from statefleet import (
+    BatchOptions,
     PersistentStateMachine,
     send_message,
     send_task_failure,
@@ -316,3 +317,24 @@ async def test_machine_timeout_ends_a_parked_wait(store: SQLStore) -> None:
     late = await send_task_success(inbox.tokens[0], 1, store=store, machine=sm)
     assert late.outcome == "already_answered"
     assert "TIMED_OUT" in late.detail
+
+
+async def test_local_batch_ends_when_its_parked_executions_are_answered(store: SQLStore) -> None:
+    inbox = Inbox()
+    sm = await approvals(store, inbox)
+    batch = await sm.execute_bulk(
+        [{"order": n} for n in range(3)], BatchOptions(name="approvals", stop_on_error=True)
+    )
+    counts: dict[str, int] = {}
+    async with asyncio.timeout(20):
+        while counts != {"WAITING": 3}:
+            await asyncio.sleep(0.05)
+            counts = await batch.counts()
+    await asyncio.sleep(0.3)
+    assert not batch.done  # parked is neither failed (stop_on_error) nor ended
+    for token in inbox.tokens:
+        result = await send_task_success(token, "ok", store=store, machine=sm)
+        assert result.outcome == "resumed"
+    record = await asyncio.wait_for(batch.wait(), 20)
+    assert record.status == "SUCCEEDED"
+    assert record.counters == {"SUCCEEDED": 3}
