@@ -1,6 +1,12 @@
 """statefleet: Amazon States Language state machines over many entities at once."""
 
 from statefleet.app import App
+from statefleet.callbacks import (
+    send_message,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+)
 from statefleet.errors import (
     ChainingError,
     DefinitionError,
@@ -40,4 +46,8 @@ __all__ = [
     "TaskContext",
     "TaskError",
     "open_store",
+    "send_message",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
 ]

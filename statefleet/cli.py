@@ -50,6 +50,13 @@ from rich.text import Text
 
 from statefleet import demo as demo_lib
 from statefleet.app import App
+from statefleet.callbacks import (
+    CallbackResult,
+    send_message,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+)
 from statefleet.errors import (
     ChainingError,
     DefinitionError,
@@ -71,6 +78,7 @@ from statefleet.statemachine.protocols import (
     ExecutionFilter,
     ExecutionRecord,
     HistoryRecord,
+    WaitRecord,
 )
 from statefleet.store import (
     DuplicateBatchName,
@@ -97,6 +105,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(executions_app, name="executions")
 app.add_typer(batch_app, name="batch")
+task_app = typer.Typer(
+    help="Answer .waitForTaskToken tasks by their task token.", no_args_is_help=True
+)
+message_app = typer.Typer(help="Messages for Message states.", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+app.add_typer(message_app, name="message")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -1373,6 +1387,185 @@ def _print_demo(summary: demo_lib.DemoSummary, database_url: str) -> None:
     width = max(len(label) for label, _ in hints)
     for label, command in hints:
         console.print(f"  {label:<{width}}  {command}", markup=False)
+
+
+# ====================================================================== callbacks
+
+
+def _callback_result(result: CallbackResult, json_: bool) -> None:
+    """Print what came of an answer; exit 1 if it was refused."""
+    if json_:
+        _echo_json(result.as_dict())
+    elif result.accepted:
+        typer.echo(f"{result.outcome}: {result.detail}")
+    if not result.accepted:
+        if not json_:
+            typer.echo(f"statefleet: {result.outcome.replace('_', ' ')}: {result.detail}", err=True)
+        raise typer.Exit(EXIT_FAILED)
+
+
+async def _answer(env: _Env, send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async with env.store() as store:
+        return await send(*args, store=store, app=env.app, **kwargs)
+
+
+TokenArgument = Annotated[str, typer.Argument(help="The task token the task was handed.")]
+
+
+@task_app.command("success")
+def task_success(
+    token: TokenArgument,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", help="The task's result: JSON, or @file (@- for stdin)."),
+    ] = None,
+    json_: JsonOption = False,
+    app_ref: AppOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Complete a waiting task with OUTPUT as its result, and resume its execution (on the
+    queue when the App's settings name a Redis, else here with the App's resources).
+
+    Exit status: 0 accepted, 1 refused (already answered, unknown token), 2 bad arguments.
+    """
+    value = _read_json_option(output, "--output")
+    env = _Env.of(app_ref, database_url)
+    _callback_result(_run(_answer(env, send_task_success, token, value)), json_)
+
+
+@task_app.command("failure")
+def task_failure(
+    token: TokenArgument,
+    error: Annotated[
+        str | None, typer.Option("--error", help="Error name (default States.TaskFailed).")
+    ] = None,
+    cause: Annotated[str | None, typer.Option("--cause", help="Human-readable cause.")] = None,
+    json_: JsonOption = False,
+    app_ref: AppOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Fail a waiting task with ERROR and CAUSE: its Retry and Catch apply.
+
+    Exit status: 0 accepted, 1 refused (already answered, unknown token), 2 bad arguments.
+    """
+    env = _Env.of(app_ref, database_url)
+    result = _run(_answer(env, send_task_failure, token, error, cause))
+    _callback_result(result, json_)
+
+
+@task_app.command("heartbeat")
+def task_heartbeat(
+    token: TokenArgument,
+    json_: JsonOption = False,
+    app_ref: AppOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Report that a waiting task's work goes on: its HeartbeatSeconds start again.
+
+    Exit status: 0 accepted, 1 refused (already answered, unknown token).
+    """
+    env = _Env.of(app_ref, database_url)
+
+    async def go() -> CallbackResult:
+        async with env.store() as store:
+            return await send_task_heartbeat(token, store=store)
+
+    _callback_result(_run(go()), json_)
+
+
+@task_app.command("list")
+def task_list(
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only 'task' or 'message' waits.")
+    ] = None,
+    machine: Annotated[str | None, typer.Option("--machine", help="State machine id.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+    json_: JsonOption = False,
+    app_ref: AppOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """List the waiting executions with what they wait for (a token or a message)."""
+    if kind not in (None, "task", "message"):
+        raise _fail(f"--kind must be 'task' or 'message', got {kind!r}")
+    env = _Env.of(app_ref, database_url)
+
+    async def go() -> list[WaitRecord]:
+        async with env.store() as store:
+            return await store.list_waits(kind=kind, state_machine_id=machine, limit=limit)
+
+    waits = _run(go())
+    if json_:
+        _echo_json([_record(w) for w in waits])
+        return
+    table = Table("execution", "machine", "state", "waits for", "since", "deadline")
+    for w in waits:
+        what = (
+            f"token {w.token}"
+            if w.kind == "task"
+            else f"message {w.correlation_key}={json.dumps(w.correlation_value)}"
+        )
+        deadline = w.deadline()
+        table.add_row(
+            _cell(w.execution_id),
+            _cell(w.state_machine_id),
+            _cell(w.state),
+            _cell(what),
+            _cell(w.created_at.isoformat() if w.created_at else ""),
+            _cell(deadline.isoformat() if deadline else "none"),
+        )
+    _stdout().print(table)
+
+
+@message_app.command("send")
+def message_send(
+    key: Annotated[str, typer.Argument(help="The correlation key (the Message state's).")],
+    value: Annotated[
+        str, typer.Argument(help='The correlation value: JSON (42, "A-1"), else plain text.')
+    ],
+    payload: Annotated[
+        str | None,
+        typer.Option("--payload", help="The message: JSON, or @file (@- for stdin)."),
+    ] = None,
+    keep_for: Annotated[
+        float | None,
+        typer.Option(
+            "--keep-for",
+            help="If nothing waits, keep the message this many seconds for a late waiter.",
+        ),
+    ] = None,
+    json_: JsonOption = False,
+    app_ref: AppOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Send a message: every Message state waiting for KEY with VALUE takes PAYLOAD as its
+    result and its execution resumes.
+
+    Exit status: 0 delivered (or kept), 1 nothing waited for it, 2 bad arguments.
+    """
+    try:
+        correlation: Any = json.loads(value)
+    except json.JSONDecodeError:
+        correlation = value
+    body = _read_json_option(payload, "--payload")
+    if keep_for is not None and keep_for <= 0:
+        raise _fail(f"--keep-for must be a positive number of seconds, got {keep_for:g}")
+    env = _Env.of(app_ref, database_url)
+    result = _run(_answer(env, send_message, key, correlation, body, keep_for=keep_for))
+    _callback_result(result, json_)
+
+
+def _read_json_option(value: str | None, option: str) -> Any:
+    """A JSON option's value (None when absent); ``@file`` reads a file, ``@-`` stdin."""
+    if value is None:
+        return None
+    if not value.startswith("@"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _fail(
+                f"{option} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            ) from None
+    return _read_input(value)
 
 
 @app.callback()

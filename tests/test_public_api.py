@@ -32,6 +32,10 @@ EXPECTED = [
     "TaskContext",
     "TaskError",
     "open_store",
+    "send_message",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
 ]
 
 

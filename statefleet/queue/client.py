@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from statefleet.statemachine.batch import Batch, BatchOptions, Source
     from statefleet.statemachine.persistent import PersistentStateMachine
 
-__all__ = ["ENQUEUE", "QueueClient", "QueueFullError", "aw", "redis_settings_from_url"]
+__all__ = [
+    "ENQUEUE",
+    "WAKE",
+    "QueueClient",
+    "QueueFullError",
+    "aw",
+    "redis_settings_from_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,29 @@ for i = 4, #ARGV, 4 do
 end
 redis.call('SADD', KEYS[2], ARGV[2])
 return added
+"""
+
+
+#: Wake one execution's job now. KEYS[1] = queue zset, KEYS[2] = queue registry set.
+#: ARGV[1] = job key, ARGV[2] = job id, ARGV[3] = score (now, ms), ARGV[4] = payload,
+#: ARGV[5] = queue name. Creates the job if it has none; re-scores a deferred one (a timeout
+#: or a heartbeat deadline) to now. 1 = created, 2 = brought forward, 3 = already due,
+#: 0 = its job exists but is not in this queue.
+WAKE = """
+if redis.call('SET', ARGV[1], ARGV[4], 'NX') then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[5])
+  return 1
+end
+local score = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if not score then
+  return 0
+end
+if tonumber(score) > tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  return 2
+end
+return 3
 """
 
 
@@ -226,6 +256,27 @@ class QueueClient:
                 ]
             added += int(await aw(redis.eval(ENQUEUE, 2, *keys, *args)))
         return added
+
+    async def wake(
+        self, record: ExecutionRecord, *, queue: str | None = None, max_tries: int | None = None
+    ) -> int:
+        """Run a parked execution's job now: its job is created if it has none (it parked
+        without a deadline) or brought forward if it is deferred (to a timeout). Returns
+        the :data:`WAKE` script's code (0: its job is in another queue than ``queue``)."""
+        redis = await self.redis()
+        name = queue or "default"
+        now_ms = int(time.time() * 1000)
+        payload = jobs.JobPayload(
+            record.id,
+            record.state_machine_id,
+            record.version,
+            name,
+            max_tries or self.defaults.max_tries,
+        )
+        job_id = self.keys.job_id(record.id)
+        keys = [self.keys.queue(name), self.keys.queues]
+        args: list[Any] = [ARQ_JOB + job_id, job_id, now_ms, jobs.encode_job(payload, now_ms), name]
+        return int(await aw(redis.eval(WAKE, 2, *keys, *args)))
 
     async def depth(self, queue: str | None = None) -> int:
         """Jobs in one queue, or in every queue of this fleet."""

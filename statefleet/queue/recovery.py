@@ -4,7 +4,9 @@
 
 * every execution that has not ended (QUEUED, RUNNING, WAITING) and has no job record in
   Redis — and is not held by a live lease — gets its job again (a WAITING one deferred to
-  its wake time); a job record whose queue entry is missing is put back in its queue;
+  its wake time; one parked on a callback without a deadline has no job by design, and gets
+  one only once its wait is answered); a job record whose queue entry is missing is put
+  back in its queue;
 * every job in this fleet's queues whose execution has ended, or does not exist, is dropped
   (unless it is running).
 
@@ -22,7 +24,12 @@ from typing import Any
 from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 from statefleet.statemachine.lifecycle import ExecutionStatus
-from statefleet.statemachine.protocols import ExecutionFilter, ExecutionRecord, Store
+from statefleet.statemachine.protocols import (
+    ExecutionFilter,
+    ExecutionRecord,
+    Store,
+    WaitStatus,
+)
 
 __all__ = ["PurgeReport", "RecoveryReport", "purge", "recover"]
 
@@ -106,6 +113,8 @@ async def recover(
             ):
                 report.leased.append(record.id)
                 continue
+            if await _waits_for_a_callback(store, record):
+                continue  # no deadline, no answer yet: its answer will create its job
             missing.setdefault(await queue_for_batch(record.batch_id), []).append(record)
         for queue, records in missing.items():
             report.reenqueued.extend(r.id for r in records)
@@ -173,6 +182,15 @@ async def _index(redis: Any, keys: Any, queue: str, live: list[tuple[str, str]])
             if score is not None:
                 pipe.zadd(keys.machine_queue(queue, machine_id), {job_id: score}, nx=True)
         await pipe.execute()
+
+
+async def _waits_for_a_callback(store: Store, record: ExecutionRecord) -> bool:
+    """Is the execution parked on a callback (task token, message) without a deadline and
+    not yet answered? Such an execution has no job by design."""
+    if record.status != S.WAITING or record.wake_at is not None or record.current_state is None:
+        return False
+    wait = await store.resumable_wait(record.id, record.current_state)
+    return wait is not None and wait.status == WaitStatus.WAITING
 
 
 def _priority(value: Any) -> str:

@@ -69,7 +69,7 @@ from statefleet.statemachine.persistent import (
     PersistentStateMachine,
     default_owner,
 )
-from statefleet.statemachine.protocols import Store
+from statefleet.statemachine.protocols import Store, WaitStatus
 from statefleet.statemachine.runtime import ResourceRegistry, SystemClock
 from statefleet.store import open_store
 
@@ -166,6 +166,8 @@ class _Outcome:
     reschedule_ms: int | None = None
     reset_tries: bool = False
     failed: bool = False
+    #: parked on a callback wait: once the job is settled, wake it if already answered
+    wait: str | None = None
 
 
 @dataclass(slots=True)
@@ -447,6 +449,22 @@ class FleetWorker(Worker):
             elif self._stopping:  # cancelled by a shutdown: not the job's fault
                 tr.decr(self.keys.retry(job_id))
             await tr.execute()
+        if outcome is not None and outcome.wait is not None:
+            await self._wake_if_answered(job_id, outcome.wait, queue)
+
+    async def _wake_if_answered(self, job_id: str, wait_id: str, queue: str) -> None:
+        """A callback answered while its execution was parking (after the runner looked,
+        before the job was settled here) may have found the job still running and its
+        wake overwritten: look again now that the job is settled."""
+        try:
+            wait = await self.store.get_wait(wait_id=wait_id)
+            if wait is None or wait.status == WaitStatus.WAITING:
+                return
+            record = await self.store.get_execution(wait.execution_id)
+            if record is not None and record.status not in TERMINAL:
+                await self.client.wake(record, queue=queue)
+        except Exception:
+            logger.warning("job %s: could not check its callback wait", job_id, exc_info=True)
 
     def _count(self, pipe: Any, queue: str, *, failed: bool) -> None:
         day = today()
@@ -684,7 +702,9 @@ class FleetWorker(Worker):
             return {"outcome": "dead-letter"}
         except InfrastructureError as exc:
             return await self._infrastructure(job_id, job_try, payload, exc, last_try)
-        control = JobControl(park_after=self.options.park_after, retry_failures=not last_try)
+        control = JobControl(
+            park_after=self.options.park_after, retry_failures=not last_try, queue=payload.queue
+        )
         try:
             async with asyncio.timeout(self.options.job_timeout):
                 final = await machine.advance(record, control)
@@ -711,6 +731,15 @@ class FleetWorker(Worker):
         control: JobControl,
     ) -> Any:
         execution_id = payload.execution_id
+        if status == S.WAITING and control.wait is not None:  # a callback: no deadline, no job
+            self.counters.parked += 1
+            until = control.parked_until
+            self._outcomes[job_id] = _Outcome(
+                reschedule_ms=None if until is None else int(until * 1000),
+                reset_tries=True,
+                wait=control.wait,
+            )
+            return {"outcome": "parked", "until": until, "wait": control.wait}
         if status == S.WAITING and control.parked_until is not None:
             self.counters.parked += 1
             self._outcomes[job_id] = _Outcome(

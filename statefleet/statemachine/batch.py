@@ -377,6 +377,8 @@ class LocalRunner:
         #: Executions leased to this runner: created or claimed, not yet ended.
         self.holding: set[str] = set()
         self._ended = asyncio.Event()
+        #: executions that parked on a callback (WAITING) instead of ending
+        self.parked = 0
 
     def _stop(self, reason: str) -> None:
         if self.batch._stopping is None:
@@ -385,6 +387,9 @@ class LocalRunner:
 
     def _account(self, record: ExecutionRecord) -> None:
         counters = self.batch.counters
+        if record.status == S.WAITING:  # parked on a callback: followed once the run ends
+            self.parked += 1
+            return
         counters.ended(record.status)
         if record.status == S.SUCCEEDED:
             return
@@ -554,6 +559,18 @@ async def run_batch(
     return batch
 
 
+async def _follow_parked(machine: PersistentStateMachine, batch: Batch) -> None:
+    """Local mode: executions that parked on a callback (a task token, a message) end when
+    they are answered, in whichever process resumes them; the batch ends with the last."""
+    active = (S.QUEUED.value, S.RUNNING.value, S.WAITING.value)
+    while batch._stopping is None:
+        if not await machine.store.count_executions(
+            ExecutionFilter(batch_id=batch.id, status=active)
+        ):
+            return
+        await asyncio.sleep(0.25)
+
+
 async def _drive(
     machine: PersistentStateMachine,
     batch: Batch,
@@ -566,7 +583,10 @@ async def _drive(
     dispatcher = machine.get_queue_client()
     try:
         if dispatcher is None:
-            await LocalRunner(machine, batch, options).run(source, resume)
+            runner = LocalRunner(machine, batch, options)
+            await runner.run(source, resume)
+            if runner.parked:
+                await _follow_parked(machine, batch)
         else:
             await dispatcher.run_batch(machine, batch, options, source, resume)
     except BaseException as exc:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from statefleet.errors import ErrorName, ResourceNotFoundError
+from statefleet.statemachine.callbacks import CallbackStateError
 from statefleet.statemachine.definition import Machine, content_hash, parse_definition
 from statefleet.statemachine.interpreter import run_machine
 from statefleet.statemachine.runtime import (
@@ -21,6 +22,7 @@ from statefleet.statemachine.runtime import (
     missing_resource_message,
 )
 from statefleet.statemachine.states.base import PAYLOAD_LIMIT, exceeds
+from statefleet.statemachine.states.message import MessageState
 from statefleet.statemachine.states.task import TaskState
 from statefleet.statemachine.steps import End, Failed, Parked
 
@@ -65,6 +67,16 @@ class StateMachine:
         self.name = name
         self.version = content_hash(document)
         self._tasks = [s for s in machine.walk() if isinstance(s, TaskState)]
+        self._callback_states = [
+            s.pointer
+            for s in machine.walk()
+            if isinstance(s, MessageState) or (isinstance(s, TaskState) and s.wait_for_token)
+        ]
+
+    @property
+    def has_callbacks(self) -> bool:
+        """Does any state wait for a callback (a ``.waitForTaskToken`` Task, a Message)?"""
+        return bool(self._callback_states)
 
     @classmethod
     def from_definition(cls, definition: Any, *, name: str | None = None) -> StateMachine:
@@ -97,6 +109,13 @@ class StateMachine:
         ``TimeoutSeconds``) are part of the result, never raised. An unregistered
         resource raises :class:`~statefleet.errors.ResourceNotFoundError` before anything runs.
         """
+        if self._callback_states:
+            raise CallbackStateError(
+                "this state machine waits for callbacks (a .waitForTaskToken Task or a Message "
+                f"state at {', '.join(self._callback_states)}); an in-memory run cannot wait "
+                "for them: run it with a PersistentStateMachine, whose executions park until "
+                "send_task_success / send_message answers them"
+            )
         registry = (
             resources if isinstance(resources, ResourceRegistry) else ResourceRegistry(resources)
         )

@@ -50,6 +50,7 @@ from statefleet.statemachine.protocols import (
     HistoryRecord,
     LinkRecord,
     Store,
+    WaitStatus,
     new_id,
 )
 from statefleet.statemachine.runtime import (
@@ -317,6 +318,10 @@ class JobControl:
     parked_until: float | None = None
     failure: Failed | None = None
     handed_back: bool = False
+    #: the queue the job runs on (kept with callback waits, to wake the job there)
+    queue: str | None = None
+    #: the callback wait (task token, message) the execution parked on, if any
+    wait: str | None = None
 
 
 @dataclass(slots=True)
@@ -327,6 +332,7 @@ class _Progress:
     row_version: int
     history_seq: int
     pending: list[HistoryEvent]
+    consumed_wait: str | None = None
 
 
 class PersistentStateMachine:
@@ -360,6 +366,8 @@ class PersistentStateMachine:
         self.renewer = renewer or LeaseRenewer(store, self.owner, lease_seconds, self.clock)
         self._versions: dict[str, StateMachine] = {statemachine.version: statemachine}
         self._queue_client: Any = None
+        #: local mode: timers that resume parked callback waits at their deadline
+        self._timers: dict[str, asyncio.Task[None]] = {}
 
     # ---------------------------------------------------------------- creation
 
@@ -812,7 +820,14 @@ class PersistentStateMachine:
                 if record.wake_at is not None and record.current_state is not None
                 else None
             ),
+            store=self.store,
+            queue=control.queue if control is not None else None,
         )
+        if statemachine.has_callbacks and record.current_state is not None:
+            run.resume_wait = await self.store.resumable_wait(record.id, record.current_state)
+        timer = self._timers.pop(record.id, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
         scope = Scope(dict(record.variables or {}))
         progress = _Progress(record, record.row_version, record.history_seq, [])
         name = record.current_state or machine.start_at
@@ -858,6 +873,8 @@ class PersistentStateMachine:
                 )
             progress.pending.extend(run.history)
             del run.history[:]
+            if run.consumed_wait is not None:
+                progress.consumed_wait, run.consumed_wait = run.consumed_wait, None
             match step:
                 case Next(state=next_name, output=output):
                     unsaved = unsaved or state.type_name not in FOLDABLE
@@ -878,13 +895,69 @@ class PersistentStateMachine:
                     return await self._finish(
                         progress, S.FAILED, name, data, scope, error=error, cause=cause
                     )
-                case Parked(until=until):
+                case Parked(until=until, wait=wait_id):
+                    if wait_id is not None and deadline is not None:  # the machine's timeout
+                        until = deadline if until is None else min(until, deadline)
                     if control is not None:
                         control.parked_until = until
-                    return await self._release(
+                        control.wait = wait_id
+                    parked = await self._release(
                         progress, S.WAITING, name, data, scope, wake_at=until
                     )
+                    if wait_id is None:
+                        return parked
+                    return await self._after_park(statemachine, parked, wait_id, until, control)
             run.wake_at = None  # only the state the run resumed at takes it
+            run.resume_wait = None
+
+    async def _after_park(
+        self,
+        statemachine: StateMachine,
+        parked: ExecutionRecord,
+        wait_id: str,
+        until: float | None,
+        control: JobControl | None,
+    ) -> ExecutionRecord:
+        """An answer may have come while the execution was parking (before the WAITING
+        checkpoint committed, when its sender could not claim it): look once more, and go
+        on at once if so. A queue worker re-schedules the job to now; local mode claims
+        the execution again (if the sender has not). Otherwise, in local mode, a timer
+        resumes it at its deadline while this process runs."""
+        wait = await self.store.get_wait(wait_id=wait_id)
+        answered = wait is not None and wait.status != WaitStatus.WAITING
+        if control is not None:
+            if answered:
+                control.parked_until = self.clock.now()
+            return parked
+        if answered:
+            claimed = await self.claim(parked.id)
+            if claimed is None:
+                return parked
+            return await self._advance(statemachine, claimed, None)
+        if until is not None:
+            self._schedule_wake(parked.id, until)
+        return parked
+
+    def _schedule_wake(self, execution_id: str, until: float) -> None:
+        async def wake() -> None:
+            await self.clock.sleep(until - self.clock.now())
+            try:
+                await self.resume(execution_id)
+            except Exception:  # another runner has it, or the store is down: logged
+                logger.warning(
+                    "execution %s: could not resume it at its callback deadline",
+                    execution_id,
+                    exc_info=True,
+                    extra={"execution_id": execution_id},
+                )
+            finally:
+                if self._timers.get(execution_id) is asyncio.current_task():
+                    del self._timers[execution_id]
+
+        previous = self._timers.pop(execution_id, None)
+        if previous is not None:
+            previous.cancel()
+        self._timers[execution_id] = asyncio.create_task(wake())
 
     def _history_records(self, progress: _Progress) -> builtins.list[HistoryRecord]:
         records = []
@@ -944,6 +1017,7 @@ class PersistentStateMachine:
             release_lease=final or release,
             wake_at=None if wake_at is None else utc(wake_at),
             started_at=progress.record.started_at,
+            consumed_wait=progress.consumed_wait,
         )
         if not await self.writer.write(checkpoint):
             progress.history_seq = before
@@ -951,6 +1025,7 @@ class PersistentStateMachine:
                 f"checkpoint refused: the row is no longer at version {progress.row_version}"
             )
         progress.row_version += 1
+        progress.consumed_wait = None
 
     async def _release(
         self,

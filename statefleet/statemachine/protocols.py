@@ -8,6 +8,7 @@ timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +26,11 @@ __all__ = [
     "ExecutionRecord",
     "HistoryRecord",
     "LinkRecord",
+    "MessageRecord",
     "Store",
+    "WaitRecord",
+    "WaitStatus",
+    "correlation_text",
     "new_id",
 ]
 
@@ -192,6 +197,8 @@ class Checkpoint:
     #: When the execution started running: set by the first checkpoint that gives it
     #: (a row's ``started_at`` never changes once set).
     started_at: datetime | None = None
+    #: A callback wait whose answer this checkpoint's state took: marked consumed with it.
+    consumed_wait: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -210,6 +217,79 @@ class DeadLetterRecord:
     tries: int = 0
     payload: str | None = None
     created_at: datetime | None = None
+
+
+class WaitStatus:
+    """Statuses of a :class:`WaitRecord`: open (``WAITING``) or how it was answered."""
+
+    WAITING = "WAITING"
+    SUCCEEDED = "SUCCEEDED"  # send_task_success
+    FAILED = "FAILED"  # send_task_failure
+    RECEIVED = "RECEIVED"  # a matching message
+    TIMED_OUT = "TIMED_OUT"  # TimeoutSeconds / HeartbeatSeconds passed (error says which)
+    CANCELLED = "CANCELLED"  # the state was left another way (a new wait replaced it)
+
+
+def correlation_text(value: Any) -> str:
+    """A correlation value as canonical JSON text: equal JSON values, equal text (the
+    store matches messages to waits on it)."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"correlation value is not JSON: {exc}") from None
+
+
+@dataclass(slots=True, kw_only=True)
+class WaitRecord:
+    """An execution parked at a state until the outside world answers: a
+    ``.waitForTaskToken`` Task (``kind="task"``, answered by its ``token``) or a Message
+    state (``kind="message"``, answered by a message with its correlation key and value).
+
+    Answering is one guarded update of a ``WAITING`` row, so exactly one answer wins.
+    ``consumed_at`` is set when the state took the answer (with the checkpoint that moved
+    the execution on). ``attempt``/``retry_counts`` carry the state's Retry bookkeeping
+    across the park."""
+
+    id: str
+    execution_id: str
+    state_machine_id: str
+    state: str
+    kind: str
+    status: str = WaitStatus.WAITING
+    token: str | None = None
+    correlation_key: str | None = None
+    correlation_value: Any = None
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    attempt: int = 0
+    retry_counts: list[int] = field(default_factory=list)
+    queue: str | None = None
+    heartbeat_seconds: int | None = None
+    created_at: datetime | None = None
+    timeout_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    answered_at: datetime | None = None
+    consumed_at: datetime | None = None
+
+    def deadline(self) -> datetime | None:
+        """When the wait times out (the earlier of its timeout and heartbeat deadlines)."""
+        times = [t for t in (self.timeout_at, self.heartbeat_at) if t is not None]
+        return min(times) if times else None
+
+
+@dataclass(slots=True, kw_only=True)
+class MessageRecord:
+    """A message nothing waited for, kept until ``expires_at`` for a late Message state."""
+
+    id: str
+    correlation_key: str
+    correlation_value: Any
+    payload: Any = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    consumed_at: datetime | None = None
+    consumed_by: str | None = None
 
 
 @runtime_checkable
@@ -322,6 +402,58 @@ class Store(Protocol):
         """Delete ended executions (with their history and links) that ended before, except
         those a dead letter names."""
         ...
+
+    # callbacks: task tokens and messages
+    async def open_wait(self, record: WaitRecord, *, now: datetime) -> WaitRecord:
+        """Save a new wait; the execution's earlier unconsumed waits are consumed (open ones
+        CANCELLED). A message wait takes a kept message that matches at once (RECEIVED)."""
+        ...
+
+    async def get_wait(
+        self, *, token: str | None = None, wait_id: str | None = None
+    ) -> WaitRecord | None: ...
+    async def resumable_wait(self, execution_id: str, state: str) -> WaitRecord | None:
+        """The execution's newest unconsumed wait, if it is at ``state``."""
+        ...
+
+    async def answer_wait(
+        self,
+        wait_id: str,
+        *,
+        status: str,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+        now: datetime,
+    ) -> WaitRecord | None:
+        """Answer an open wait of an execution that has not ended, in one guarded update;
+        None if it was already answered (or its execution ended)."""
+        ...
+
+    async def answer_messages(
+        self, correlation_key: str, correlation_value: Any, payload: Any, *, now: datetime
+    ) -> list[WaitRecord]:
+        """Answer every open message wait with this key and value (RECEIVED), in one
+        guarded update; returns those this call answered."""
+        ...
+
+    async def heartbeat_wait(self, token: str, *, now: datetime) -> WaitRecord | None:
+        """Push an open task wait's heartbeat deadline to ``now + heartbeat_seconds``."""
+        ...
+
+    async def list_waits(
+        self,
+        *,
+        status: str | None = WaitStatus.WAITING,
+        execution_id: str | None = None,
+        state_machine_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[WaitRecord]: ...
+    async def keep_message(self, record: MessageRecord) -> None: ...
+    async def list_messages(
+        self, *, correlation_key: str | None = None, limit: int = 100
+    ) -> list[MessageRecord]: ...
 
     async def close(self) -> None: ...
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from statefleet.errors import ResourceNotFoundError
 
 if TYPE_CHECKING:
+    from statefleet.statemachine.protocols import Store, WaitRecord
     from statefleet.statemachine.states.base import State
 
 __all__ = [
@@ -237,6 +238,17 @@ class Run:
     #: When a parked Wait ends (epoch seconds): set on the run that resumes at that Wait,
     #: which takes it instead of starting its delay again.
     wake_at: float | None = None
+    #: Where callback waits (task tokens, messages) are kept: the persistent runner's
+    #: store. None (in-memory runs): callback states cannot run.
+    store: Store | None = None
+    #: A top-level callback wait parks the execution (True) or is polled in-process.
+    park_waits: bool = True
+    #: The queue the execution's job runs on (distributed mode), kept with its waits.
+    queue: str | None = None
+    #: The wait the run resumed at (set by the persistent runner for its first state).
+    resume_wait: WaitRecord | None = None
+    #: A wait whose answer a state took: consumed by the next checkpoint.
+    consumed_wait: str | None = None
     _execution_context: dict[str, Any] | None = None
 
     def next_event_id(self) -> int:
@@ -306,7 +318,9 @@ class StateEnv:
         "entered",
         "event_id",
         "raw_input",
+        "resumed_wait",
         "retry_count",
+        "retry_counts",
         "run",
         "scope",
         "state",
@@ -324,6 +338,10 @@ class StateEnv:
         self.entered = run.clock.now()
         self.event_id = run.next_event_id()
         self.retry_count = 0
+        #: per Retry rule, the retries made (None until the first retry)
+        self.retry_counts: list[int] | None = None
+        #: the callback wait this state resumed at (task token or message)
+        self.resumed_wait: WaitRecord | None = None
         self.chosen: str | None = None
         self.task_token: str | None = None
         self.states_binding: dict[str, Any] | None = None

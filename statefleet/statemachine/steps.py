@@ -36,11 +36,12 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Parked:
-    """The execution waits: until a time (epoch seconds) or for a task token."""
+    """The execution waits: until a time (epoch seconds), or for the callback ``wait`` (a
+    task token or a message; ``until`` is then its deadline, if it has one)."""
 
     state: str
     until: float | None = None
-    token: str | None = None
+    wait: str | None = None
 
 
 Step = Next | End | Failed | Parked

@@ -50,7 +50,17 @@ JSONPATH: Final = "JSONPath"
 JSONATA: Final = "JSONata"
 QUERY_LANGUAGES: Final = (JSONPATH, JSONATA)
 
-STATE_TYPES: Final = ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+STATE_TYPES: Final = (
+    "Pass",
+    "Task",
+    "Choice",
+    "Wait",
+    "Succeed",
+    "Fail",
+    "Parallel",
+    "Map",
+    "Message",
+)
 MAX_STATE_NAME_LENGTH: Final = 80
 MAX_VARIABLE_NAME_LENGTH: Final = 80
 MAX_SECONDS: Final = 99_999_999
@@ -84,6 +94,11 @@ _ALLOWED_FIELDS: Final[Mapping[str, frozenset[str]]] = {
     | {"ToleratedFailurePercentagePath", "ToleratedFailureCount", "ToleratedFailureCountPath"}
     | {"ItemReader", "ItemBatcher", "ResultWriter", "Label", "InputPath", "OutputPath"}
     | {"ResultSelector", "ResultPath", "Output", "Assign", "Retry", "Catch"},
+    # statefleet's (and the reference engine's) Message state: JSONPath only.
+    "Message": _COMMON_FIELDS
+    | {"Next", "End", "CorrelationKey", "CorrelationValuePath", "CorrelationValue"}
+    | {"TimeoutSeconds", "TimeoutSecondsPath", "TimeoutPath", "InputPath", "OutputPath"}
+    | {"ResultSelector", "ResultPath", "Assign", "Retry", "Catch"},
 }
 
 # Fields a state may only use under one query language (AWS developer guide, per state type).
@@ -126,8 +141,8 @@ _JSONPATH_REPLACEMENT: Final[Mapping[str, str]] = {
 }
 
 _TERMINAL_TYPES: Final = frozenset({"Succeed", "Fail"})
-_WITH_TRANSITION: Final = frozenset({"Pass", "Task", "Wait", "Parallel", "Map"})
-_WITH_ERROR_HANDLING: Final = ("Task", "Parallel", "Map")
+_WITH_TRANSITION: Final = frozenset({"Pass", "Task", "Wait", "Parallel", "Map", "Message"})
+_WITH_ERROR_HANDLING: Final = ("Task", "Parallel", "Map", "Message")
 
 # --------------------------------------------------------------------------- Choice rules
 
@@ -1562,6 +1577,35 @@ class _Validator:
         self.exclusive(ctx.spec, ctx.pointer, "Error", "ErrorPath")
         self.exclusive(ctx.spec, ctx.pointer, "Cause", "CausePath")
 
+    def rules_message(self, ctx: _StateContext) -> None:
+        spec = ctx.spec
+        if ctx.language == JSONATA:
+            self.report(
+                _child(ctx.pointer, "Type"),
+                f'Message state {_quote(ctx.name)} supports JSONPath only; set "QueryLanguage": '
+                '"JSONPath" on the state',
+            )
+        self.require(ctx, "CorrelationKey", "the kind of message it waits for")
+        self.exclusive(spec, ctx.pointer, "CorrelationValuePath", "CorrelationValue")
+        self.exclusive(spec, ctx.pointer, "TimeoutSeconds", "TimeoutSecondsPath")
+        if "TimeoutPath" in spec and not ("TimeoutSeconds" in spec or "TimeoutSecondsPath" in spec):
+            self.report(
+                _child(ctx.pointer, "TimeoutPath"),
+                '"TimeoutPath" needs "TimeoutSeconds" (or "TimeoutSecondsPath"): without a '
+                "timeout it is never taken",
+            )
+
+    def check_correlation_key(self, value: object, pointer: str, ctx: _StateContext) -> None:
+        self.string(value, pointer, "CorrelationKey", nonempty=True)
+
+    def check_correlation_value(self, value: object, pointer: str, ctx: _StateContext) -> None:
+        """Message "CorrelationValue": any JSON value, matched as is."""
+
+    def check_timeout_path(self, value: object, pointer: str, ctx: _StateContext) -> None:
+        if self.string(value, pointer, "TimeoutPath", nonempty=True):
+            assert isinstance(value, str)
+            ctx.scope.edges.append((ctx.name, value, pointer, "TimeoutPath"))
+
     def rules_parallel(self, ctx: _StateContext) -> None:
         self.require(ctx, "Branches", "a non-empty array of state machines to run in parallel")
 
@@ -1712,6 +1756,10 @@ _FIELD_CHECKS: Final[Mapping[str, _Check]] = {
     "ItemReader": _Validator.check_item_reader,
     "ResultWriter": _Validator.check_result_writer,
     "ItemBatcher": _Validator.check_item_batcher,
+    "CorrelationKey": _Validator.check_correlation_key,
+    "CorrelationValuePath": _Validator.check_reference_path,
+    "CorrelationValue": _Validator.check_correlation_value,
+    "TimeoutPath": _Validator.check_timeout_path,
 }
 
 _STATE_CHECKS: Final[Mapping[str, Callable[[_Validator, _StateContext], None]]] = {
@@ -1723,6 +1771,7 @@ _STATE_CHECKS: Final[Mapping[str, Callable[[_Validator, _StateContext], None]]] 
     "Fail": _Validator.rules_fail,
     "Parallel": _Validator.rules_parallel,
     "Map": _Validator.rules_map,
+    "Message": _Validator.rules_message,
 }
 
 

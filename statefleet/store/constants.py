@@ -10,6 +10,7 @@ __all__ = [
     "DEAD_LETTERS",
     "DEFAULT_URL",
     "EXECUTIONS",
+    "KEPT_MESSAGES",
     "LINKED_EXECUTIONS",
     "MIGRATION_LOCK_KEY",
     "PK_LINKED_EXECUTIONS",
@@ -19,7 +20,9 @@ __all__ = [
     "TABLES",
     "UQ_BATCH_NAME",
     "UQ_EXECUTION_NAME",
+    "UQ_WAIT_TOKEN",
     "VERSION_TABLE",
+    "WAITS",
 ]
 
 #: Where the embedded default keeps its data.
@@ -31,6 +34,8 @@ STATE_HISTORY: Final = "state_history"
 LINKED_EXECUTIONS: Final = "linked_executions"
 BATCHES: Final = "batches"
 DEAD_LETTERS: Final = "dead_letters"
+WAITS: Final = "waits"
+KEPT_MESSAGES: Final = "kept_messages"
 
 #: Every table, parents before children (the order to create; reverse it to drop).
 TABLES: Final = (
@@ -40,6 +45,8 @@ TABLES: Final = (
     STATE_HISTORY,
     LINKED_EXECUTIONS,
     DEAD_LETTERS,
+    WAITS,
+    KEPT_MESSAGES,
 )
 
 #: Alembic's version table, named for statefleet so that it can share a database with an
@@ -51,6 +58,7 @@ UQ_EXECUTION_NAME: Final = "uq_executions_state_machine_id_name"
 UQ_BATCH_NAME: Final = "uq_batches_state_machine_id_name"
 PK_LINKED_EXECUTIONS: Final = "pk_linked_executions"
 PK_STATE_HISTORY: Final = "pk_state_history"
+UQ_WAIT_TOKEN: Final = "uq_waits_token"
 
 #: pg_advisory_xact_lock key held while migrating, so that concurrent upgrades serialise.
 MIGRATION_LOCK_KEY: Final = 0x5374_6174_6566  # "Statef"

@@ -54,8 +54,10 @@ __all__ = [
     "HistoryRow",
     "IdType",
     "JSONValue",
+    "KeptMessageRow",
     "LinkRow",
     "UTCDateTime",
+    "WaitRow",
     "metadata",
     "postgresql_only",
 ]
@@ -319,4 +321,65 @@ class DeadLetterRow(Base):
         Index("ix_dead_letters_state_machine_id_id", "state_machine_id", "id"),
         Index("ix_dead_letters_batch_id_id", "batch_id", "id"),
         Index("ix_dead_letters_execution_id", "execution_id"),
+    )
+
+
+class WaitRow(Base):
+    """An execution parked until the outside world answers: a task token or a message
+    correlation. ``correlation_value`` is canonical JSON text (equal values, equal text);
+    ``status`` is WAITING until one guarded update answers it."""
+
+    __tablename__ = c.WAITS
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    execution_id: Mapped[str] = mapped_column(IdType)
+    state_machine_id: Mapped[str] = mapped_column(String())
+    state: Mapped[str] = mapped_column(String())
+    kind: Mapped[str] = mapped_column(String())
+    status: Mapped[str] = mapped_column(String())
+    token: Mapped[str | None] = mapped_column(String())
+    correlation_key: Mapped[str | None] = mapped_column(String())
+    correlation_value: Mapped[str | None] = mapped_column(Text())
+    output: Mapped[Any | None] = mapped_column(JSONValue, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text())
+    cause: Mapped[str | None] = mapped_column(Text())
+    attempt: Mapped[int] = mapped_column(Integer(), server_default=text("0"))
+    retry_counts: Mapped[Any] = mapped_column(JSONValue)
+    queue: Mapped[str | None] = mapped_column(String())
+    heartbeat_seconds: Mapped[int | None] = mapped_column(Integer())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    timeout_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        ForeignKeyConstraint(["execution_id"], [f"{c.EXECUTIONS}.id"], ondelete="CASCADE"),
+        UniqueConstraint("token", name=c.UQ_WAIT_TOKEN),
+        # send_message: the open waits of one key and value.
+        Index("ix_waits_correlation", "correlation_key", "correlation_value", "status"),
+        # resuming: an execution's newest wait; listing: open waits by age.
+        Index("ix_waits_execution_id_id", "execution_id", "id"),
+        Index("ix_waits_status_id", "status", "id"),
+    )
+
+
+class KeptMessageRow(Base):
+    """A message nothing waited for, kept until ``expires_at`` for a Message state that
+    starts waiting later (``send_message(..., keep_for=...)``)."""
+
+    __tablename__ = c.KEPT_MESSAGES
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    correlation_key: Mapped[str] = mapped_column(String())
+    correlation_value: Mapped[str] = mapped_column(Text())
+    payload: Mapped[Any] = mapped_column(JSONValue)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    consumed_by: Mapped[str | None] = mapped_column(IdType)
+
+    __table_args__ = (
+        Index("ix_kept_messages_correlation", "correlation_key", "correlation_value", "id"),
+        Index("ix_kept_messages_expires_at", "expires_at"),
     )

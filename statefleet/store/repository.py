@@ -34,11 +34,12 @@ Errors
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from sqlalchemy import (
@@ -83,6 +84,10 @@ from statefleet.statemachine.protocols import (
     ExecutionRecord,
     HistoryRecord,
     LinkRecord,
+    MessageRecord,
+    WaitRecord,
+    WaitStatus,
+    correlation_text,
 )
 from statefleet.store import constants as c
 from statefleet.store.engine import WRITE, create_engine, normalize_url, pg_json_dumps
@@ -93,8 +98,10 @@ from statefleet.store.models import (
     DefinitionRow,
     ExecutionRow,
     HistoryRow,
+    KeptMessageRow,
     LinkRow,
     UTCDateTime,
+    WaitRow,
 )
 
 if TYPE_CHECKING:
@@ -117,6 +124,8 @@ HISTORY = cast(Table, HistoryRow.__table__)
 LINKS = cast(Table, LinkRow.__table__)
 BATCHES = cast(Table, BatchRow.__table__)
 DEAD_LETTERS = cast(Table, DeadLetterRow.__table__)
+WAITS = cast(Table, WaitRow.__table__)
+KEPT_MESSAGES = cast(Table, KeptMessageRow.__table__)
 
 SUCCEEDED: Final = ExecutionStatus.SUCCEEDED.value
 RUNNING: Final = ExecutionStatus.RUNNING.value
@@ -242,6 +251,20 @@ def _link(row: Row[Any]) -> LinkRecord:
         target_machine_id=m["target_machine_id"],
         created_at=m["created_at"],
     )
+
+
+def _wait(row: Row[Any]) -> WaitRecord:
+    values = dict(row._mapping)
+    text = values.get("correlation_value")
+    values["correlation_value"] = None if text is None else json.loads(text)
+    values["retry_counts"] = list(values.get("retry_counts") or [])
+    return WaitRecord(**values)
+
+
+def _kept_message(row: Row[Any]) -> MessageRecord:
+    values = dict(row._mapping)
+    values["correlation_value"] = json.loads(values["correlation_value"])
+    return MessageRecord(**values)
 
 
 def _execution_values(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
@@ -930,6 +953,17 @@ class SQLStore:
                 for record in cp.history
             ]
             await self._insert(conn, HISTORY, history)
+            consumed = [
+                cp.consumed_wait
+                for cp, ok in zip(checkpoints, applied, strict=True)
+                if ok and cp.consumed_wait is not None
+            ]
+            for chunk in _chunks(consumed, _IN_CHUNK):
+                await conn.execute(
+                    update(WAITS)
+                    .where(WAITS.c.id.in_(chunk), WAITS.c.consumed_at.is_(None))
+                    .values(consumed_at=now)
+                )
         return applied
 
     @staticmethod
@@ -1075,6 +1109,242 @@ class SQLStore:
                 result = await conn.execute(statement.where(t.c.batch_id == batch_id))
                 count += result.rowcount
         return count
+
+    # ------------------------------------------------------------ callbacks
+
+    async def open_wait(self, record: WaitRecord, *, now: datetime) -> WaitRecord:
+        """Save a new wait. The execution's earlier unconsumed waits are consumed (open ones
+        CANCELLED): an execution waits for one thing at a time. A message wait first takes
+        a kept message with its key and value (the oldest unexpired one), and is then saved
+        already RECEIVED."""
+        w = WAITS
+        stored = replace(record, created_at=record.created_at or now)
+        async with self._transaction(write=True) as conn:
+            await conn.execute(
+                update(w)
+                .where(w.c.execution_id == record.execution_id, w.c.consumed_at.is_(None))
+                .values(
+                    consumed_at=now,
+                    status=case(
+                        (w.c.status == WaitStatus.WAITING, WaitStatus.CANCELLED),
+                        else_=w.c.status,
+                    ),
+                )
+            )
+            if record.kind == "message" and record.correlation_key is not None:
+                payload = await self._take_kept_message(conn, record, now)
+                if payload is not _NOTHING:
+                    stored.status = WaitStatus.RECEIVED
+                    stored.output = payload
+                    stored.answered_at = now
+            await conn.execute(insert(w).values(_wait_values(stored)))
+        return stored
+
+    async def _take_kept_message(
+        self, conn: AsyncConnection, record: WaitRecord, now: datetime
+    ) -> Any:
+        m = KEPT_MESSAGES
+        value = correlation_text(record.correlation_value)
+        candidates = await conn.execute(
+            select(m.c.id)
+            .where(
+                m.c.correlation_key == record.correlation_key,
+                m.c.correlation_value == value,
+                m.c.consumed_at.is_(None),
+                m.c.expires_at > _ts(now),
+            )
+            .order_by(m.c.id)
+            .limit(5)
+        )
+        for (message_id,) in candidates.all():
+            taken = await conn.execute(
+                update(m)
+                .where(m.c.id == message_id, m.c.consumed_at.is_(None))
+                .values(consumed_at=now, consumed_by=record.execution_id)
+                .returning(m.c.payload)
+            )
+            row = taken.first()
+            if row is not None:
+                return row[0]
+        return _NOTHING
+
+    async def get_wait(
+        self, *, token: str | None = None, wait_id: str | None = None
+    ) -> WaitRecord | None:
+        """One wait by its task token or its id."""
+        if (token is None) == (wait_id is None):
+            raise ValueError("get_wait takes a token or a wait_id")
+        w = WAITS
+        condition = w.c.token == token if token is not None else w.c.id == wait_id
+        async with self._transaction(write=False) as conn:
+            row = (await conn.execute(select(w).where(condition))).first()
+        return None if row is None else _wait(row)
+
+    async def resumable_wait(self, execution_id: str, state: str) -> WaitRecord | None:
+        """The execution's newest unconsumed wait, if it is at ``state``."""
+        w = WAITS
+        async with self._transaction(write=False) as conn:
+            row = (
+                await conn.execute(
+                    select(w)
+                    .where(w.c.execution_id == execution_id, w.c.consumed_at.is_(None))
+                    .order_by(w.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        record = _wait(row)
+        return record if record.state == state else None
+
+    def _live_execution(self) -> ColumnElement[bool]:
+        t = EXECUTIONS
+        return exists().where(t.c.id == WAITS.c.execution_id, t.c.status.in_(ACTIVE))
+
+    async def answer_wait(
+        self,
+        wait_id: str,
+        *,
+        status: str,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+        now: datetime,
+    ) -> WaitRecord | None:
+        """Answer an open wait (its execution not ended) in one guarded ``UPDATE ...
+        WHERE status = 'WAITING' ... RETURNING``: of two racing answers exactly one gets
+        the row; the other gets None."""
+        w = WAITS
+        async with self._transaction(write=True) as conn:
+            row = (
+                await conn.execute(
+                    update(w)
+                    .where(
+                        w.c.id == wait_id,
+                        w.c.status == WaitStatus.WAITING,
+                        self._live_execution(),
+                    )
+                    .values(
+                        status=status,
+                        output=output if status in _ANSWERS_WITH_OUTPUT else null(),
+                        error=error,
+                        cause=cause,
+                        answered_at=now,
+                    )
+                    .returning(*w.c)
+                )
+            ).first()
+        return None if row is None else _wait(row)
+
+    async def answer_messages(
+        self, correlation_key: str, correlation_value: Any, payload: Any, *, now: datetime
+    ) -> list[WaitRecord]:
+        """Answer (RECEIVED) every open message wait with this key and value, in one guarded
+        update; returns the waits this call answered (none if another message got there
+        first)."""
+        w = WAITS
+        value = correlation_text(correlation_value)
+        async with self._transaction(write=True) as conn:
+            rows = await conn.execute(
+                update(w)
+                .where(
+                    w.c.correlation_key == correlation_key,
+                    w.c.correlation_value == value,
+                    w.c.status == WaitStatus.WAITING,
+                    w.c.kind == "message",
+                    self._live_execution(),
+                )
+                .values(status=WaitStatus.RECEIVED, output=payload, answered_at=now)
+                .returning(*w.c)
+            )
+            return [_wait(row) for row in rows]
+
+    async def heartbeat_wait(self, token: str, *, now: datetime) -> WaitRecord | None:
+        """Push an open task wait's heartbeat deadline to ``now + heartbeat_seconds``
+        (a no-op for a wait without HeartbeatSeconds); None if it is not open."""
+        w = WAITS
+        async with self._transaction(write=True) as conn:
+            row = (
+                await conn.execute(
+                    select(w).where(
+                        w.c.token == token, w.c.status == WaitStatus.WAITING, self._live_execution()
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            record = _wait(row)
+            if record.heartbeat_seconds:
+                record.heartbeat_at = now + timedelta(seconds=record.heartbeat_seconds)
+                await conn.execute(
+                    update(w)
+                    .where(w.c.id == record.id, w.c.status == WaitStatus.WAITING)
+                    .values(heartbeat_at=record.heartbeat_at)
+                )
+        return record
+
+    async def list_waits(
+        self,
+        *,
+        status: str | None = WaitStatus.WAITING,
+        execution_id: str | None = None,
+        state_machine_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[WaitRecord]:
+        """Waits, newest first; by default the open ones of executions that have not ended."""
+        w = WAITS
+        conditions: list[ColumnElement[bool]] = []
+        if status is not None:
+            conditions.append(w.c.status == status)
+            if status == WaitStatus.WAITING:
+                conditions.append(self._live_execution())
+        if execution_id is not None:
+            conditions.append(w.c.execution_id == execution_id)
+        if state_machine_id is not None:
+            conditions.append(w.c.state_machine_id == state_machine_id)
+        if kind is not None:
+            conditions.append(w.c.kind == kind)
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(
+                select(w).where(*conditions).order_by(w.c.id.desc()).limit(limit)
+            )
+            return [_wait(row) for row in rows]
+
+    async def keep_message(self, record: MessageRecord) -> None:
+        """Keep a message nothing waited for, until ``record.expires_at``; expired ones are
+        deleted on the way."""
+        now = _now()
+        m = KEPT_MESSAGES
+        async with self._transaction(write=True) as conn:
+            await conn.execute(delete(m).where(m.c.expires_at < _ts(now)))
+            await conn.execute(
+                insert(m),
+                [
+                    {
+                        "id": record.id,
+                        "correlation_key": record.correlation_key,
+                        "correlation_value": correlation_text(record.correlation_value),
+                        "payload": record.payload,
+                        "created_at": record.created_at or now,
+                        "expires_at": record.expires_at or now,
+                        "consumed_at": None,
+                        "consumed_by": None,
+                    }
+                ],
+            )
+
+    async def list_messages(
+        self, *, correlation_key: str | None = None, limit: int = 100
+    ) -> list[MessageRecord]:
+        """Kept messages not yet taken nor expired, oldest first."""
+        m = KEPT_MESSAGES
+        conditions = [m.c.consumed_at.is_(None), m.c.expires_at > _ts(_now())]
+        if correlation_key is not None:
+            conditions.append(m.c.correlation_key == correlation_key)
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(select(m).where(*conditions).order_by(m.c.id).limit(limit))
+            return [_kept_message(row) for row in rows]
 
     # ------------------------------------------------------------ batches
 
@@ -1222,6 +1492,40 @@ class SQLStore:
                 delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before, ~lettered)
             )
         return int(result.rowcount)
+
+
+# ---------------------------------------------------------------- wait helpers
+
+_NOTHING: Any = object()
+_ANSWERS_WITH_OUTPUT = frozenset({WaitStatus.SUCCEEDED, WaitStatus.RECEIVED})
+
+
+def _wait_values(record: WaitRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "execution_id": record.execution_id,
+        "state_machine_id": record.state_machine_id,
+        "state": record.state,
+        "kind": record.kind,
+        "status": record.status,
+        "token": record.token,
+        "correlation_key": record.correlation_key,
+        "correlation_value": (
+            None if record.correlation_key is None else correlation_text(record.correlation_value)
+        ),
+        "output": record.output if record.status in _ANSWERS_WITH_OUTPUT else null(),
+        "error": record.error,
+        "cause": record.cause,
+        "attempt": record.attempt,
+        "retry_counts": list(record.retry_counts),
+        "queue": record.queue,
+        "heartbeat_seconds": record.heartbeat_seconds,
+        "created_at": record.created_at,
+        "timeout_at": record.timeout_at,
+        "heartbeat_at": record.heartbeat_at,
+        "answered_at": record.answered_at,
+        "consumed_at": record.consumed_at,
+    }
 
 
 # ---------------------------------------------------------------- checkpoint helpers

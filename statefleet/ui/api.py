@@ -538,19 +538,25 @@ async def cancel(request: Request) -> Response:
     return respond(request, {**data, "message": f"execution {data['name']} cancelled"}, body)
 
 
+def _callback(kind: str) -> Handler:
+    async def handler(request: Request) -> Response:
+        body = await read_body(request)
+        data, status = await fleet_of(request).send_callback(kind, body)
+        return respond(request, data, body, status)
+
+    handler.__name__ = f"callback_{kind}"
+    handler.__doc__ = {
+        "success": "Complete a .waitForTaskToken task with `output` as its result; its "
+        "execution resumes (on the queue, or in the UI's process with the App's resources). "
+        "409 if the token was already answered, 404 if no task waits for it.",
+        "failure": "Fail a .waitForTaskToken task with `error` (default States.TaskFailed) "
+        "and `cause`: its Retry and Catch apply. 409 already answered, 404 unknown token.",
+        "heartbeat": "Restart a waiting task's HeartbeatSeconds. 404 if it does not wait.",
+    }[kind]
+    return handler
+
+
 for _kind in ("success", "failure", "heartbeat"):
-
-    def _callback(kind: str) -> Handler:
-        async def handler(request: Request) -> Response:
-            body = await read_body(request)
-            return JSONResponse(await fleet_of(request).send_callback(kind, body))
-
-        handler.__doc__ = (
-            f"Answer a .waitForTaskToken task ({kind}); 501 where this statefleet has no "
-            "callback functions."
-        )
-        return handler
-
     endpoint(
         "POST",
         f"/api/callbacks/{_kind}",
@@ -567,6 +573,51 @@ for _kind in ("success", "failure", "heartbeat"):
             "required": ["task_token"],
         },
     )(_callback(_kind))
+
+
+@endpoint(
+    "POST",
+    "/api/callbacks/message",
+    "Send a message to waiting Message states",
+    tag=E,
+    body={
+        "type": "object",
+        "properties": {
+            "correlation_key": {"type": "string"},
+            "correlation_value": {},
+            "payload": {},
+            "keep_for": {"type": "number", "description": "seconds to keep it if none waits"},
+        },
+        "required": ["correlation_key"],
+    },
+)
+async def callback_message(request: Request) -> Response:
+    """Every Message state waiting for the key and value takes `payload` as its result.
+    404 if none waits (unless `keep_for` keeps the message for a late waiter)."""
+    body = await read_body(request)
+    data, status = await fleet_of(request).send_message(body)
+    return respond(request, data, body, status)
+
+
+@endpoint(
+    "GET",
+    "/api/callbacks/waiting",
+    "Executions waiting for a task token or a message",
+    tag=E,
+    params=(
+        Param("machine", description="state machine id"),
+        Param("kind", description="task | message"),
+        Param("limit", type="integer", description="1-500, default 100"),
+    ),
+)
+async def callbacks_waiting(request: Request) -> Response:
+    q = request.query_params
+    data = await fleet_of(request).waiting(
+        machine=q.get("machine") or None,
+        kind=q.get("kind") or None,
+        limit=_int(request, "limit", 100),
+    )
+    return JSONResponse({"waiting": data})
 
 
 # ============================================================================ batches

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -22,6 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from statefleet.app import App
+from statefleet.callbacks import (
+    CallbackResult,
+    send_message,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
+)
 from statefleet.errors import (
     ChainingError,
     NotFoundError,
@@ -40,6 +48,7 @@ from statefleet.statemachine.protocols import (
     ExecutionFilter,
     ExecutionRecord,
     Store,
+    WaitRecord,
 )
 from statefleet.ui import queries
 from statefleet.ui.graph import Highlight, build_graph, path_of, render_svg
@@ -104,6 +113,35 @@ def _execution(record: ExecutionRecord, *, full: bool = False) -> dict[str, Any]
         (end - start).total_seconds() if start is not None and end is not None else None
     )
     return out
+
+
+def _wait(wait: WaitRecord) -> dict[str, Any]:
+    out = jsonable(wait)
+    if wait.kind == "task":
+        out["waits_for"] = "task token"
+    else:
+        out["waits_for"] = (
+            f"message {wait.correlation_key}="
+            f"{json.dumps(wait.correlation_value, ensure_ascii=False)}"
+        )
+    deadline = wait.deadline()
+    out["deadline"] = deadline.isoformat() if deadline is not None else None
+    return out
+
+
+def _json_field(value: Any, name: str, *, text_ok: bool = False) -> Any:
+    """A form field holding JSON ('' is null); with ``text_ok``, text that is not JSON is
+    taken as a string."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        if text_ok:
+            return value
+        raise UserError(f"{name} is not valid JSON") from None
 
 
 def _batch_queue(record: BatchRecord | None) -> str:
@@ -726,6 +764,8 @@ class Fleet:
         out["dead_letters"] = jsonable(letters)
         out["can_redrive"] = record.status in (S.FAILED, S.TIMED_OUT, S.ABORTED)
         out["can_cancel"] = record.status not in TERMINAL
+        waits = await self.store.list_waits(execution_id=execution_id) if out["can_cancel"] else []
+        out["waits"] = [_wait(w) for w in waits]
         return out
 
     async def redrive(self, execution_id: str) -> dict[str, Any]:
@@ -762,35 +802,80 @@ class Fleet:
         assert updated is not None
         return _execution(updated)
 
-    async def send_callback(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer a ``.waitForTaskToken`` task: success, failure or heartbeat, through the
-        library's callback functions (when this version of statefleet has them)."""
-        import statefleet
-
-        name = {
-            "success": "send_task_success",
-            "failure": "send_task_failure",
-            "heartbeat": "send_task_heartbeat",
-        }.get(kind)
-        function = getattr(statefleet, name, None) if name else None
-        if function is None:
-            raise UserError(
-                f"task callbacks ({name or kind}) are not available in this version of statefleet",
-                status=501,
-            )
+    async def send_callback(self, kind: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        """Answer a ``.waitForTaskToken`` task (success, failure or heartbeat) through the
+        library's callback functions; the execution resumes on the queue, or in this
+        process with the App's resources. Returns the result and its HTTP status: 200
+        accepted, 409 already answered, 404 unknown token."""
         token = body.get("task_token")
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token.strip():
             raise UserError("task_token is required")
-        arguments: dict[str, Any] = {}
+        token = token.strip()
         if kind == "success":
-            arguments["output"] = body.get("output")
+            output = body.get("output")
+            if body.get("_form"):  # a page's form: the output is JSON text
+                output = _json_field(output, "output")
+            result = await send_task_success(
+                token, output, store=self.store, app=self.app, client=self.client
+            )
         elif kind == "failure":
-            arguments["error"] = body.get("error")
-            arguments["cause"] = body.get("cause")
-        result = function(token, store=self.store, **arguments)
-        if asyncio.iscoroutine(result):
-            result = await result
-        return {"ok": True, "result": jsonable(result)}
+            error, cause = body.get("error") or None, body.get("cause") or None
+            if not isinstance(error, str | None) or not isinstance(cause, str | None):
+                raise UserError("error and cause must be strings")
+            result = await send_task_failure(
+                token, error, cause, store=self.store, app=self.app, client=self.client
+            )
+        elif kind == "heartbeat":
+            result = await send_task_heartbeat(token, store=self.store, app=self.app)
+        else:
+            raise UserError(f"no task callback {kind!r} (success, failure, heartbeat)", 404)
+        return self._answered(result)
+
+    async def send_message(self, body: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+        """Send a message to the Message states waiting for its correlation key and value."""
+        key = body.get("correlation_key")
+        if not isinstance(key, str) or not key.strip():
+            raise UserError("correlation_key is required")
+        value = body.get("correlation_value")
+        payload = body.get("payload")
+        keep_for = body.get("keep_for") or None
+        if body.get("_form"):
+            value = _json_field(value, "correlation_value", text_ok=True)
+            payload = _json_field(payload, "payload")
+            keep_for = _json_field(keep_for, "keep_for") if keep_for else None
+        if keep_for is not None and (
+            isinstance(keep_for, bool) or not isinstance(keep_for, int | float) or keep_for <= 0
+        ):
+            raise UserError("keep_for must be a positive number of seconds")
+        result = await send_message(
+            key.strip(),
+            value,
+            payload,
+            keep_for=keep_for,
+            store=self.store,
+            app=self.app,
+            client=self.client,
+        )
+        return self._answered(result)
+
+    @staticmethod
+    def _answered(result: CallbackResult) -> tuple[dict[str, Any], int]:
+        data = result.as_dict()
+        data["message"] = f"{result.outcome.replace('_', ' ')}: {result.detail}"
+        status = {"already_answered": 409, "unknown_token": 404, "no_waiter": 404}
+        return data, status.get(result.outcome, 200)
+
+    async def waiting(
+        self, *, machine: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """The open callback waits (executions waiting for a task token or a message),
+        newest first, with what each waits for."""
+        if kind not in (None, "task", "message"):
+            raise UserError("kind must be 'task' or 'message'")
+        waits = await self.store.list_waits(
+            state_machine_id=machine, kind=kind, limit=max(1, min(limit, 500))
+        )
+        return [_wait(w) for w in waits]
 
     # ================================================================== batches
 

@@ -193,6 +193,9 @@ def state_edges(state: State) -> list[Edge]:
     for catcher in state.catchers:
         errors = ", ".join(catcher.error_equals) or "catch"
         edges.append(Edge(state.name, catcher.next, "catch", _short(errors, 30)))
+    timeout_state = getattr(state, "timeout_state", None)  # a Message state's TimeoutPath
+    if isinstance(timeout_state, str) and timeout_state:
+        edges.append(Edge(state.name, timeout_state, "catch", "timeout"))
     return edges
 
 

@@ -190,7 +190,19 @@ async def executions_page(request: Request) -> Response:
         limit=_int(request, "limit", 50),
     )
     machines = [m["id"] for m in await fleet.machines()]
-    return render(request, "executions.html", nav="executions", data=data, machines=machines)
+    waiting = (
+        await fleet.waiting(machine=q.get("machine") or None, limit=100)
+        if q.get("status") == "WAITING"
+        else None
+    )
+    return render(
+        request,
+        "executions.html",
+        nav="executions",
+        data=data,
+        machines=machines,
+        waiting=waiting,
+    )
 
 
 async def execution_page(request: Request) -> Response:

@@ -6,6 +6,7 @@ from statefleet.statemachine.states.base import State
 from statefleet.statemachine.states.choice import ChoiceState
 from statefleet.statemachine.states.fail import FailState
 from statefleet.statemachine.states.map_ import MapState
+from statefleet.statemachine.states.message import MessageState
 from statefleet.statemachine.states.parallel import ParallelState
 from statefleet.statemachine.states.pass_ import PassState
 from statefleet.statemachine.states.succeed import SucceedState
@@ -21,6 +22,7 @@ STATE_TYPES: dict[str, type[State]] = {
     "Fail": FailState,
     "Parallel": ParallelState,
     "Map": MapState,
+    "Message": MessageState,
 }
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "ChoiceState",
     "FailState",
     "MapState",
+    "MessageState",
     "ParallelState",
     "PassState",
     "State",

@@ -173,6 +173,9 @@ class State:
         """Do this state's own work on its effective input; return its result."""
         return data
 
+    def before_attempt(self, env: StateEnv) -> None:
+        """Called before each attempt (callback states take their resumed wait here)."""
+
     def successors(self) -> list[str]:
         """Names of the states this one can go to (for validation and graphs)."""
         targets = [self.next] if self.next else []
@@ -184,9 +187,9 @@ class State:
     async def enter(self, run: Run, scope: Scope, raw: Any) -> Step:
         """Run this state on its raw input, with Retry and Catch; return the step."""
         env = StateEnv(run, scope, self, raw)
-        retry_counts: list[int] | None = None
         started = env.entered
         while True:
+            self.before_attempt(env)
             try:
                 if self.jsonata:
                     output, assigned = await self._attempt_jsonata(env, raw)
@@ -200,9 +203,9 @@ class State:
                     run.record(self, "FAILED", raw, None, error, cause, env.retry_count, started)
                 retried_out = False
                 if self.retriers and error not in _NEVER_HANDLED:
-                    if retry_counts is None:
-                        retry_counts = [0] * len(self.retriers)
-                    delay = self._retry_delay(error, retry_counts)
+                    if env.retry_counts is None:
+                        env.retry_counts = [0] * len(self.retriers)
+                    delay = self._retry_delay(error, env.retry_counts)
                     if delay is not None:
                         await run.clock.sleep(delay)
                         env.retry_count += 1

@@ -7,10 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from statefleet.errors import ErrorName, ExecutionError, RuntimeFailure, TaskError
+from statefleet.statemachine.callbacks import (
+    ParkForCallback,
+    answer_of,
+    await_callback,
+    deadline_epoch,
+    new_token,
+    take_resumed_wait,
+)
 from statefleet.statemachine.expressions import Expression, compile_expression, is_expression
 from statefleet.statemachine.paths import Path, PathNotFound, compile_path
-from statefleet.statemachine.runtime import StateEnv, TaskContext
+from statefleet.statemachine.runtime import Resource, Run, Scope, StateEnv, TaskContext
 from statefleet.statemachine.states.base import PAYLOAD_LIMIT, State, exceeds, json_copy
+from statefleet.statemachine.steps import Parked, Step
 
 
 class TaskState(State):
@@ -25,6 +34,20 @@ class TaskState(State):
         self.heartbeat = _seconds(spec, "HeartbeatSeconds", self.jsonata)
         self.service = _service_name(self.resource)
 
+    async def enter(self, run: Run, scope: Scope, raw: Any) -> Step:
+        if not self.wait_for_token:
+            return await super().enter(run, scope, raw)
+        try:
+            return await super().enter(run, scope, raw)
+        except ParkForCallback as park:
+            return Parked(self.name, until=deadline_epoch(park.wait), wait=park.wait.id)
+
+    def before_attempt(self, env: StateEnv) -> None:
+        if self.wait_for_token:
+            wait = take_resumed_wait(env)
+            env.task_token = wait.token if wait is not None else new_token()
+            env.invalidate_context()
+
     async def execute(self, env: StateEnv, data: Any) -> Any:
         resource = env.run.resources.find(self.resource)
         if resource is None:
@@ -34,11 +57,51 @@ class TaskState(State):
         # A task sees a copy of its payload, and its result is copied, as on AWS where
         # both cross the wire: a callable that mutates either cannot corrupt the execution.
         payload = json_copy(data)
+        if self.wait_for_token:
+            return await self._wait_for_token(env, data, resource, payload, context, timeout)
+        return await self._call(resource, payload, context, timeout)
+
+    async def _wait_for_token(
+        self,
+        env: StateEnv,
+        data: Any,
+        resource: Resource,
+        payload: Any,
+        context: TaskContext,
+        seconds: float | None,
+    ) -> Any:
+        """Hand the token to the resource (its return value is ignored, as on AWS), then wait
+        for ``send_task_success``/``failure``; TimeoutSeconds and HeartbeatSeconds bound it."""
+        heartbeat = self._resolve_seconds(self.heartbeat, "HeartbeatSeconds", env, data)
+
+        async def call() -> None:
+            await self._call(resource, payload, context, seconds)
+
+        wait = await await_callback(
+            env,
+            kind="task",
+            token=env.task_token,
+            timeout_seconds=seconds,
+            heartbeat=None if heartbeat is None else int(heartbeat),
+            call=call,
+        )
+        result = answer_of(wait)
+        if _large(result):
+            raise ExecutionError(
+                ErrorName.DATA_LIMIT_EXCEEDED,
+                f"The state/task '{self.service}' returned a result with a size exceeding "
+                "the maximum number of bytes service limit.",
+            )
+        return json_copy(result)
+
+    async def _call(
+        self, resource: Resource, payload: Any, context: TaskContext, seconds: float | None
+    ) -> Any:
         try:
-            if timeout is None:
+            if seconds is None:
                 result = await resource.call(payload, context)
             else:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(seconds):
                     result = await resource.call(payload, context)
         except ExecutionError:
             raise
