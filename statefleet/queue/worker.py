@@ -256,9 +256,29 @@ class FleetWorker(Worker):
             raise InfrastructureError("the worker has not started: no store yet")
         return self.store_
 
+    async def _open_store(self) -> Store:
+        """Open the store, waiting for a database that cannot be reached yet (a worker
+        started before PostgreSQL, or during an outage) instead of exiting; any other
+        failure (a bad URL, a schema error) ends the start at once."""
+        delay = 0.5
+        while True:
+            try:
+                return await open_store(self.app.settings.database_url)
+            except InfrastructureError as exc:
+                if self._stopping or not store_unreachable(exc):
+                    raise
+                logger.warning(
+                    "worker %s: database unreachable at start (%s); retrying in %.1f s",
+                    self.worker_id,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def _startup(self, ctx: dict[str, Any]) -> None:
         if self.store_ is None:
-            self.store_ = await open_store(self.app.settings.database_url)
+            self.store_ = await self._open_store()
         self._writer = CheckpointWriter(self.store_)
         self._renewer = LeaseRenewer(
             self.store_, self.owner, self.app.settings.lease_seconds, SystemClock()

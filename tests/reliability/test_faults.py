@@ -198,6 +198,40 @@ async def test_a_postgres_outage_is_waited_out_without_dead_letters(
     record_figures("postgres outage 10 s", {"executions": n, "progress_again_after_s": resumed})
 
 
+async def test_a_worker_started_while_postgres_is_down_waits_for_it(
+    pg: SQLStore,
+    client: QueueClient,
+    task_log: asyncpg.Connection,
+    fleet: Fleet,
+    fault_postgres: PostgresServer,
+) -> None:
+    """A worker that starts before PostgreSQL is reachable (a deployment's start order, or
+    an outage) waits for it instead of exiting, then serves the batch."""
+    n = 50
+    await sources(pg, n)
+    sm, batch = await chained_batch(pg, client, "pg-down-at-start")
+
+    async def enqueued() -> bool:
+        return batch.counters.created == n
+
+    await eventually(enqueued, 60, "the batch to be enqueued")
+    await task_log.close()
+    await asyncio.to_thread(fault_postgres.halt)
+    try:
+        worker = fleet.worker()
+
+        async def waiting() -> bool:
+            return "database unreachable at start" in fleet.log_of(worker)
+
+        await eventually(waiting, 60, "the worker to wait for the database", fleet)
+        assert worker.poll() is None, fleet.logs()
+    finally:
+        await asyncio.to_thread(fault_postgres.start_again)
+    record = await finished(batch, 120, fleet)
+    assert record.status == "SUCCEEDED", fleet.logs()
+    await assert_complete(pg, sm, n)
+
+
 # ---------------------------------------------------------------- SIGTERM to all
 
 
