@@ -57,26 +57,34 @@ class JobDurations:
     count: int
 
 
-#: Counts every member of a queue by state in one pass on the server.
-#: KEYS[1] = queue zset; ARGV = now ms, in-progress prefix, retry prefix.
+#: Counts a queue's members by state on the server, in O(log N + limit): the size and the
+#: scheduled (future score) count come from the ZSET itself; active / retry / pending are
+#: told apart by looking at the first ``limit`` runnable members (those workers take
+#: first), so a queue of a million jobs does not block Redis for a dashboard poll. Past
+#: the limit, the rest of the runnable members count as pending (``exact`` is 0).
 COUNT = """
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local total = redis.call('ZCARD', KEYS[1])
 local now = tonumber(ARGV[1])
-local active, pending, retry, scheduled = 0, 0, 0, 0
-for i = 1, #members, 2 do
+local limit = tonumber(ARGV[4])
+local scheduled = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+local runnable = total - scheduled
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+local active, retry = 0, 0
+for i = 1, #members do
   local id = members[i]
   if redis.call('EXISTS', ARGV[2] .. id) == 1 then
     active = active + 1
-  elseif tonumber(members[i + 1]) > now then
-    scheduled = scheduled + 1
   elseif redis.call('EXISTS', ARGV[3] .. id) == 1 then
     retry = retry + 1
-  else
-    pending = pending + 1
   end
 end
-return {active, pending, retry, scheduled}
+local exact = 0
+if runnable <= limit then exact = 1 end
+return {active, runnable - active - retry, retry, scheduled, exact}
 """
+
+#: How many runnable members of a queue :meth:`Inspector.queues` looks at one by one.
+COUNT_LIMIT = 5_000
 
 
 @dataclass
@@ -90,6 +98,10 @@ class QueueInfo:
     paused: bool
     processed_today: int
     failed_today: int
+    #: False when the queue held more runnable jobs than the inspector looks at one by one
+    #: (:data:`COUNT_LIMIT`): size and scheduled stay exact, active and retry count those
+    #: among the first runnable jobs (where workers take from), the rest count as pending.
+    exact: bool = True
 
 
 @dataclass
@@ -110,9 +122,10 @@ def _text(value: Any) -> str:
 class Inspector:
     """Read-only views of one fleet's Redis."""
 
-    def __init__(self, client: QueueClient) -> None:
+    def __init__(self, client: QueueClient, *, count_limit: int = COUNT_LIMIT) -> None:
         self.client = client
         self.keys = client.keys
+        self.count_limit = count_limit
 
     async def queues(self) -> list[QueueInfo]:
         redis = await self.client.redis()
@@ -121,7 +134,7 @@ class Inspector:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         out = []
         for name in names:
-            active, pending, retry, scheduled = await aw(
+            active, pending, retry, scheduled, exact = await aw(
                 redis.eval(
                     COUNT,
                     1,
@@ -129,6 +142,7 @@ class Inspector:
                     str(int(time.time() * 1000)),
                     self.keys.in_progress(""),
                     self.keys.retry(""),
+                    str(self.count_limit),
                 )
             )
             processed = await redis.get(self.keys.stats("processed", name, day))
@@ -144,6 +158,7 @@ class Inspector:
                     paused=name in paused,
                     processed_today=int(processed or 0),
                     failed_today=int(failed or 0),
+                    exact=bool(exact),
                 )
             )
         return out

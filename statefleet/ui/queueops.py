@@ -251,6 +251,7 @@ class QueueOps:
                     "pending": info.pending,
                     "scheduled": info.scheduled,
                     "retry": info.retry,
+                    "counts_exact": info.exact,
                     "dead": dead.get(info.name, 0),
                     "completed": completed.get(info.name, 0),
                     "completed_truncated": truncated,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from statefleet.queue.inspector import Inspector
 from statefleet.queue.jobs import FUNCTION, loads
 from statefleet.queue.keys import Keys
 from statefleet.queue.recovery import recover
+from statefleet.statemachine.protocols import ExecutionRecord, new_id
 from statefleet.store import SQLStore
 from tests.queue.conftest import FOUR_STATES, RESOURCES, burst, double, numbers, worker
 
@@ -570,3 +572,45 @@ async def test_the_heartbeat_registry_lists_live_workers(pg: SQLStore, client: Q
         await fleet.close()
     assert await Inspector(client).workers() == []
     assert json.loads(json.dumps(info))  # JSON all the way
+
+
+async def test_queue_counts_stay_bounded_on_a_long_queue(client: QueueClient) -> None:
+    """The inspector tells active / retry / pending apart among the first runnable jobs
+    only: on a queue longer than its limit, size and scheduled stay exact, the split is
+    flagged as not exact, and the counts still add up to the size."""
+    now = [
+        ExecutionRecord(
+            id=new_id(), state_machine_id="m", version="v", name=f"n{i}", status="QUEUED"
+        )
+        for i in range(30)
+    ]
+    later = [
+        ExecutionRecord(
+            id=new_id(), state_machine_id="m", version="v", name=f"l{i}", status="QUEUED"
+        )
+        for i in range(7)
+    ]
+    await client.enqueue(now)
+    await client.enqueue(later, run_at=datetime.now(UTC) + timedelta(hours=1))
+    redis = await client.redis()
+    await redis.set(
+        client.keys.in_progress(client.keys.job_id(now[0].id)), b"1"
+    )  # a worker runs the first
+    await redis.set(
+        client.keys.retry(client.keys.job_id(now[1].id)), b"1"
+    )  # the second was tried before
+
+    [exact] = await Inspector(client).queues()
+    assert exact.exact
+    assert (exact.size, exact.scheduled, exact.active, exact.retry, exact.pending) == (
+        37,
+        7,
+        1,
+        1,
+        28,
+    )
+
+    [bounded] = await Inspector(client, count_limit=10).queues()
+    assert not bounded.exact
+    assert (bounded.size, bounded.scheduled) == (37, 7)
+    assert bounded.active + bounded.retry + bounded.pending + bounded.scheduled == 37
