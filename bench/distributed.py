@@ -129,9 +129,7 @@ async def bench_statefleet(
         from sqlalchemy import text
 
         await conn.execute(
-            text(
-                "TRUNCATE dead_letters, linked_executions, state_history, executions, batches, state_machines"
-            )
+            text("TRUNCATE executions, batches, state_machines, dead_letters CASCADE")
         )
     intake = await PersistentStateMachine.create(PASS_ONLY, machine_id="intake", store=store)
     sources = []
