@@ -73,8 +73,8 @@ async def scenario(url: str, kind: str, size: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     latencies = []
     async for rec in store.stream_executions(ExecutionFilter(state_machine_id="four")):
-        if rec.ended_at and rec.started_at:
-            latencies.append((rec.ended_at - rec.started_at).total_seconds())
+        if rec.updated_at and rec.started_at:  # start -> its final write (durable end)
+            latencies.append((rec.updated_at - rec.started_at).total_seconds())
     count = await store.count_executions(
         ExecutionFilter(state_machine_id="four", status="SUCCEEDED")
     )

@@ -771,12 +771,13 @@ def report(
         f"distributed {plan.distributed:,}; Celery {plan.celery:,} per run (its rate is "
         "steady well before that); runs per figure: "
         f"{plan.runs}.",
-        "- Local batch: BatchOptions(concurrency=256, chunk_size=1000); latency = execution "
-        "end - start as stored; peak RSS = VmHWM of the process that ran the scenario.",
+        "- Local batch: BatchOptions(concurrency=256, chunk_size=1000); latency = from an "
+        "execution's start to its final write (updated_at - started_at); peak RSS = VmHWM "
+        "of the process that ran the scenario.",
         "- Distributed (bench/distributed.py): sources inserted straight into the store, "
         "then execute_batch with a QueueClient attached (chunk_size=2000) and W "
         "`statefleet worker --concurrency 100` processes started with it, stopped when the "
-        "batch is done; latency = execution end - start as stored; raw arq peers are burst "
+        "batch is done; latency as for the local batch; raw arq peers are burst "
         "workers over jobs enqueued beforehand; "
         "peak RSS per worker = VmHWM of each worker process, sampled every 0.2 s.",
         "- Celery peer: bench/peers/celery_app.py — prefork pool, Redis broker, Celery "
