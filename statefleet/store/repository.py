@@ -61,6 +61,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -90,7 +91,7 @@ from statefleet.statemachine.protocols import (
     correlation_text,
 )
 from statefleet.store import constants as c
-from statefleet.store.engine import WRITE, create_engine, normalize_url, pg_json_dumps
+from statefleet.store.engine import WRITE, create_engine, json_dumps, normalize_url, pg_json_dumps
 from statefleet.store.migrate import current_revision, head_revision, upgrade_engine
 from statefleet.store.models import (
     BatchRow,
@@ -388,7 +389,7 @@ class SQLStore:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"
-        self._checkpoint_statement = self._sqlite_checkpoint_statement()
+        self._checkpoint_statement = _sqlite_checkpoint_statement()
         self._claim_statement = self._build_claim_statement()
 
     @property
@@ -436,11 +437,13 @@ class SQLStore:
     async def _insert(
         self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
     ) -> None:
-        """Insert many rows: executemany on SQLite; on PostgreSQL one
-        ``INSERT ... SELECT FROM unnest(<one array per column>)`` per chunk."""
+        """Insert many rows, per chunk: on SQLite ``INSERT ... SELECT`` from one JSON
+        document; on PostgreSQL ``INSERT ... SELECT FROM unnest(<one array per column>)``."""
         for chunk in _chunks(rows, _INSERT_CHUNK):
             if self._sqlite:
-                await conn.execute(insert(table), list(chunk))
+                statement = _sqlite_insert(table)
+                rows_doc = _sqlite_rows(_table_columns(table), chunk)
+                await conn.execute(statement, {"rows": rows_doc})
             else:
                 statement, columns = _pg_bulk_insert(table)
                 await conn.execute(statement, _pg_arrays(columns, chunk))
@@ -943,7 +946,7 @@ class SQLStore:
         now = _now()
         async with self._transaction(write=True) as conn:
             if self._sqlite:
-                applied = await self._checkpoints_one_by_one(conn, checkpoints, now)
+                applied = await self._checkpoints_sqlite(conn, checkpoints, now)
             else:
                 applied = await self._checkpoints_bulk(conn, checkpoints, now)
             history = [
@@ -966,84 +969,19 @@ class SQLStore:
                 )
         return applied
 
-    @staticmethod
-    def _sqlite_checkpoint_statement() -> Any:
-        t = EXECUTIONS
-        owner = bindparam("owner", type_=String())
-        expires = bindparam("lease_expires_at", type_=UTCDateTime())
-        return (
-            update(t)
-            .where(
-                t.c.id == bindparam("execution_id"),
-                t.c.row_version == bindparam("expected_version"),
-                or_(owner.is_(None), t.c.lease_owner == owner),
-            )
-            .values(
-                status=bindparam("status"),
-                current_state=bindparam("current_state"),
-                data=bindparam("data", type_=t.c.data.type),
-                variables=bindparam("variables", type_=t.c.variables.type),
-                output=bindparam("output", type_=t.c.output.type),
-                error=bindparam("error"),
-                cause=bindparam("cause"),
-                ended_at=bindparam("ended_at", type_=UTCDateTime()),
-                history_seq=func.coalesce(
-                    bindparam("history_seq", type_=Integer()), t.c.history_seq
-                ),
-                row_version=bindparam("expected_version", type_=Integer()) + 1,
-                lease_expires_at=case(
-                    (bindparam("keep_expiry", type_=Boolean()), t.c.lease_expires_at),
-                    else_=expires,
-                ),
-                lease_owner=case(
-                    (bindparam("release", type_=Boolean()), null()), else_=t.c.lease_owner
-                ),
-                redrive_count=func.coalesce(
-                    bindparam("redrive_count", type_=Integer()), t.c.redrive_count
-                ),
-                wake_at=bindparam("wake_at", type_=UTCDateTime()),
-                started_at=func.coalesce(
-                    t.c.started_at, bindparam("started_at", type_=UTCDateTime())
-                ),
-                updated_at=bindparam("now", type_=UTCDateTime()),
-            )
-        )
-
-    async def _checkpoints_one_by_one(
+    async def _checkpoints_sqlite(
         self, conn: AsyncConnection, checkpoints: Sequence[Checkpoint], now: datetime
     ) -> list[bool]:
-        """SQLite: the transaction holds the database's write lock (``BEGIN IMMEDIATE``),
-        so the guard can be checked with one SELECT and the applied checkpoints written
-        with one executemany — three statements per group however large, where one
-        UPDATE per checkpoint costs a round trip to the driver's thread each."""
-        t = EXECUTIONS
-        ids = list({cp.execution_id for cp in checkpoints})
-        current: dict[str, tuple[int, str | None]] = {}
-        for chunk in _chunks(ids, 500):
-            rows = await conn.execute(
-                select(t.c.id, t.c.row_version, t.c.lease_owner).where(t.c.id.in_(chunk))
-            )
-            for row in rows:
-                current[row[0]] = (row[1], row[2])
-        applied: list[bool] = []
-        params: list[dict[str, Any]] = []
-        for cp in checkpoints:
-            state = current.get(cp.execution_id)
-            ok = (
-                state is not None
-                and state[0] == cp.expected_version
-                and (cp.owner is None or state[1] == cp.owner)
-            )
-            applied.append(ok)
-            if ok:
-                assert state is not None
-                current[cp.execution_id] = (
-                    cp.expected_version + 1,
-                    None if cp.release_lease else state[1],
-                )
-                params.append(_checkpoint_params(cp, now))
-        if params:
-            await conn.execute(self._checkpoint_statement, params)
+        """SQLite: one ``UPDATE ... FROM <rows of a JSON document>`` per round (see
+        :func:`_rounds`), the version and lease guard in its WHERE clause."""
+        applied = [False] * len(checkpoints)
+        for round_ in _rounds(checkpoints):
+            rows = [_checkpoint_params(checkpoints[index], now) for index in round_]
+            doc = _sqlite_rows(_CHECKPOINT_COLUMNS, rows)
+            result = await conn.execute(self._checkpoint_statement, {"rows": doc, "now": now})
+            done = {row[0] for row in result}
+            for index in round_:
+                applied[index] = checkpoints[index].execution_id in done
         return applied
 
     async def _checkpoints_bulk(
@@ -1569,6 +1507,136 @@ def _rounds(checkpoints: Sequence[Checkpoint]) -> list[list[int]]:
         rounds[number].append(index)
         last_round[cp.execution_id] = number
     return rounds
+
+
+# ---------------------------------------------------------------- SQLite: rows as one JSON document
+#
+# SQLite bulk writes pass their rows as ONE bound parameter: a JSON array of rows, each an
+# array of column values, which SQLite unpacks itself with ``json_each``. One ``json.dumps``
+# of a whole chunk (C code) replaces the driver's per-row, per-value parameter processing,
+# which made Python, not SQLite, the limit of a batch. (On PostgreSQL, arrays per column are
+# cheaper for the server; see _pg_bulk_insert.)
+
+#: The columns of ``v`` in the SQLite checkpoint UPDATE, with their kinds.
+_CHECKPOINT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("execution_id", "text"),
+    ("expected_version", "int"),
+    ("owner", "text"),
+    ("status", "text"),
+    ("current_state", "text"),
+    ("data", "json"),
+    ("variables", "json"),
+    ("output", "json"),
+    ("error", "text"),
+    ("cause", "text"),
+    ("ended_at", "timestamp"),
+    ("history_seq", "int"),
+    ("keep_expiry", "bool"),
+    ("lease_expires_at", "timestamp"),
+    ("release", "bool"),
+    ("redrive_count", "int"),
+    ("wake_at", "timestamp"),
+    ("started_at", "timestamp"),
+)
+
+
+def _column_kind(col: Any) -> str:
+    if isinstance(col.type, UTCDateTime):
+        return "timestamp"
+    if isinstance(col.type, JSON):
+        return "json"
+    return "other"
+
+
+@functools.cache
+def _table_columns(table: Table) -> tuple[tuple[str, str], ...]:
+    return tuple((col.name, _column_kind(col)) for col in table.c)
+
+
+@functools.cache
+def _sqlite_rows_select(columns: tuple[tuple[str, str], ...]) -> Any:
+    """``SELECT json_extract(e.value, '$[i]') AS <column i>, ... FROM json_each(:rows) AS e``.
+
+    A JSON value travels as its text in a JSON string (``null`` for SQL NULL), so the text
+    stored is exactly what the column's type would have written."""
+    value = func.json_each(bindparam("rows", type_=Text())).table_valued("value").alias("e")
+    return select(
+        *(
+            func.json_extract(value.c.value, literal_column(f"'$[{index}]'")).label(name)
+            for index, (name, _) in enumerate(columns)
+        )
+    )
+
+
+def _sqlite_timestamp(value: datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, always with microseconds)."""
+    if value is None:
+        return None
+    if value.tzinfo is UTC:
+        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_json_text(value: Any) -> str | None:
+    return None if value is _SQL_NULL else json_dumps(value)
+
+
+def _sqlite_rows(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> str:
+    """The JSON document of ``rows`` for :func:`_sqlite_rows_select`."""
+    convert: dict[str, Callable[[Any], Any]] = {
+        "json": _sqlite_json_text,
+        "timestamp": _sqlite_timestamp,
+    }
+    plan = [(name, convert.get(kind)) for name, kind in columns]
+    try:
+        return json_dumps(
+            [[row[name] if fn is None else fn(row[name]) for name, fn in plan] for row in rows]
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
+
+
+def _sqlite_checkpoint_statement() -> Any:
+    """``UPDATE executions SET ... FROM (<rows of :rows>) AS v WHERE <version and lease
+    guard> RETURNING id``: one statement for a round of checkpoints."""
+    t = EXECUTIONS
+    v = _sqlite_rows_select(_CHECKPOINT_COLUMNS).subquery("v")
+    return (
+        update(t)
+        .where(
+            t.c.id == v.c.execution_id,
+            t.c.row_version == v.c.expected_version,
+            or_(v.c.owner.is_(None), t.c.lease_owner == v.c.owner),
+        )
+        .values(
+            status=v.c.status,
+            current_state=v.c.current_state,
+            data=v.c.data,
+            variables=v.c.variables,
+            output=v.c.output,
+            error=v.c.error,
+            cause=v.c.cause,
+            ended_at=v.c.ended_at,
+            history_seq=func.coalesce(v.c.history_seq, t.c.history_seq),
+            row_version=v.c.expected_version + 1,
+            lease_expires_at=case(
+                (v.c.keep_expiry, t.c.lease_expires_at), else_=v.c.lease_expires_at
+            ),
+            lease_owner=case((v.c.release, null()), else_=t.c.lease_owner),
+            redrive_count=func.coalesce(v.c.redrive_count, t.c.redrive_count),
+            wake_at=v.c.wake_at,
+            started_at=func.coalesce(t.c.started_at, v.c.started_at),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        )
+        .returning(t.c.id)
+    )
+
+
+@functools.cache
+def _sqlite_insert(table: Table) -> Any:
+    columns = _table_columns(table)
+    return insert(table).from_select([name for name, _ in columns], _sqlite_rows_select(columns))
 
 
 #: The columns of ``v`` in the bulk checkpoint UPDATE (PostgreSQL), one array each.
