@@ -61,6 +61,7 @@ from statefleet.queue.inspector import job_duration_fields
 from statefleet.queue.keys import ARQ_IN_PROGRESS, Keys, today
 from statefleet.queue.priorities import DEQUEUE, QueueSelection, parse_queues
 from statefleet.settings import Settings
+from statefleet.statemachine.gc_tuning import relaxed_gc
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.persistent import (
     CheckpointWriter,
@@ -344,6 +345,10 @@ class FleetWorker(Worker):
         self.ctx["redis"] = self.pool
         if self.on_startup:
             await self.on_startup(self.ctx)
+        with relaxed_gc():
+            await self._serve()
+
+    async def _serve(self) -> None:
         async for _ in poll(self.poll_delay_s):
             try:
                 await self._poll_iteration()

@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from statefleet.errors import StatefleetError
+from statefleet.statemachine.gc_tuning import relaxed_gc
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.protocols import (
     BatchRecord,
@@ -484,6 +485,10 @@ class LocalRunner:
                 await self._put(claimed)
 
     async def run(self, source: Source, resume: bool) -> None:
+        with relaxed_gc():
+            await self._run(source, resume)
+
+    async def _run(self, source: Source, resume: bool) -> None:
         workers = [asyncio.create_task(self.worker()) for _ in range(self.options.concurrency)]
         watcher = asyncio.create_task(self.watch())
         try:
