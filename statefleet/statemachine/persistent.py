@@ -136,29 +136,45 @@ def utc(epoch: float) -> datetime:
 class GroupWriter(Generic[T, R]):
     """Runs the concurrent calls of one store write as shared transactions (group commit).
 
-    ``submit`` returns once its item is committed. While one transaction is in flight
-    the next items queue up and go together in the following one, so a process running
-    many executions commits hundreds of writes per transaction, and a lone caller pays
-    no delay. If a shared transaction fails, its items are retried one by one so that
-    each caller gets its own result or error.
+    ``submit`` returns once its item is committed. While ``parallel`` transactions are in
+    flight the next items queue up and go together in the following one, so a process
+    running many executions commits hundreds of writes per transaction, and a lone caller
+    pays no delay. With ``parallel`` > 1 (for writes whose transactions never touch the same
+    rows) one group is prepared and sent while another commits. If a shared transaction
+    fails, its items are retried one by one so that each caller gets its own result or error.
     """
 
     def __init__(
-        self, write: Callable[[list[T]], Awaitable[list[R]]], *, max_batch: int = 2000
+        self,
+        write: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        max_batch: int = 2000,
+        parallel: int = 1,
     ) -> None:
         self._write = write
         self._max_batch = max_batch
+        self._parallel = parallel
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        self._running = 0
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        if self._running < self._parallel:
+            self._running += 1
+            task = asyncio.create_task(self._flush())
+            self._flushers.add(task)  # a reference until it ends
+            task.add_done_callback(self._flushers.discard)
         return await future
 
     async def _flush(self) -> None:
+        try:
+            await self._flush_pending()
+        finally:
+            self._running -= 1
+
+    async def _flush_pending(self) -> None:
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
@@ -196,8 +212,13 @@ class CheckpointWriter:
     """Checkpoints of concurrently running executions, committed in shared transactions."""
 
     def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
+        # Checkpoints of different executions never touch the same rows (an execution waits
+        # for its checkpoint before it writes the next), so on PostgreSQL two transactions
+        # may be in flight: one group is sent while the other commits. SQLite has a single
+        # writer, so there a second transaction would only wait for the first.
+        parallel = 2 if getattr(store, "dialect", None) == "postgresql" else 1
         self._checkpoints: GroupWriter[Checkpoint, bool] = GroupWriter(
-            store.write_checkpoints, max_batch=max_batch
+            store.write_checkpoints, max_batch=max_batch, parallel=parallel
         )
 
         async def create(items: list[tuple[ExecutionRecord, LinkRecord | None]]) -> list[None]:

@@ -1,0 +1,110 @@
+"""Group commit (GroupWriter) and the garbage-collector setting of bulk runs (relaxed_gc)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from statefleet.statemachine.gc_tuning import DEFAULT_GC_THRESHOLD, gc_threshold, relaxed_gc
+from statefleet.statemachine.persistent import CheckpointWriter, GroupWriter
+from statefleet.store import SQLStore
+
+
+class Recorder:
+    """A write callable that records its groups and how many ran at once."""
+
+    def __init__(self, fail_when: int | None = None) -> None:
+        self.groups: list[list[int]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.fail_when = fail_when
+        self.release = asyncio.Event()
+
+    async def write(self, items: list[int]) -> list[int]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.groups.append(list(items))
+            await asyncio.sleep(0.01)
+            if self.fail_when is not None and self.fail_when in items and len(items) > 1:
+                raise RuntimeError("a shared transaction failed")
+            if self.fail_when is not None and items == [self.fail_when]:
+                raise ValueError(f"item {self.fail_when} is bad")
+            return [item * 10 for item in items]
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 3])
+async def test_every_item_gets_its_result_and_groups_stay_within_parallel(parallel: int) -> None:
+    recorder = Recorder()
+    writer: GroupWriter[int, int] = GroupWriter(recorder.write, max_batch=50, parallel=parallel)
+    results = await asyncio.gather(*(writer.submit(i) for i in range(500)))
+    assert results == [i * 10 for i in range(500)]
+    assert sorted(item for group in recorder.groups for item in group) == list(range(500))
+    assert max(len(group) for group in recorder.groups) <= 50
+    assert recorder.most_in_flight == parallel
+    assert len(recorder.groups) < 500  # items were grouped
+
+
+async def test_a_lone_caller_after_a_burst_is_written() -> None:
+    """The flush counter is back to zero once the writers end: a later item still goes."""
+    recorder = Recorder()
+    writer: GroupWriter[int, int] = GroupWriter(recorder.write, parallel=2)
+    await asyncio.gather(*(writer.submit(i) for i in range(20)))
+    assert await asyncio.wait_for(writer.submit(99), 5) == 990
+
+
+async def test_a_failed_group_is_retried_one_by_one() -> None:
+    recorder = Recorder(fail_when=7)
+    writer: GroupWriter[int, int] = GroupWriter(recorder.write, parallel=2)
+    outcomes = await asyncio.gather(*(writer.submit(i) for i in range(20)), return_exceptions=True)
+    assert isinstance(outcomes[7], ValueError) and "item 7 is bad" in str(outcomes[7])
+    assert [o for i, o in enumerate(outcomes) if i != 7] == [i * 10 for i in range(20) if i != 7]
+
+
+async def test_checkpoints_go_two_at_a_time_on_postgresql_only(store: SQLStore) -> None:
+    writer = CheckpointWriter(store)
+    expected = 2 if store.dialect == "postgresql" else 1
+    assert writer._checkpoints._parallel == expected
+
+
+def test_relaxed_gc_raises_the_threshold_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("STATEFLEET_GC_THRESHOLD", raising=False)
+    before = gc.get_threshold()
+    with relaxed_gc():
+        assert gc.get_threshold()[0] == max(DEFAULT_GC_THRESHOLD, before[0])
+        assert gc.get_freeze_count() > 0
+        with relaxed_gc():  # nested (two batches at once): the outer one restores
+            pass
+        assert gc.get_threshold()[0] == max(DEFAULT_GC_THRESHOLD, before[0])
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_relaxed_gc_restores_on_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATEFLEET_GC_THRESHOLD", "50000")
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), relaxed_gc():
+        assert gc.get_threshold()[0] == max(50_000, before[0])
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before
+
+
+def test_relaxed_gc_zero_leaves_the_collector_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATEFLEET_GC_THRESHOLD", "0")
+    before = gc.get_threshold()
+    with relaxed_gc():
+        assert gc.get_threshold() == before
+        assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("text", ["lots", "-5", "1.5"])
+def test_a_bad_gc_threshold_names_the_variable(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("STATEFLEET_GC_THRESHOLD", text)
+    with pytest.raises(ValueError, match="STATEFLEET_GC_THRESHOLD"):
+        gc_threshold()
