@@ -65,6 +65,7 @@ from statefleet.statemachine.gc_tuning import relaxed_gc
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.persistent import (
     CheckpointWriter,
+    GroupWriter,
     JobControl,
     LeaseRenewer,
     PersistentStateMachine,
@@ -172,6 +173,23 @@ class _Outcome:
 
 
 @dataclass(slots=True)
+class _Finish:
+    """One job to settle in Redis (see :meth:`FleetWorker.finish_job`)."""
+
+    job_id: str
+    queue_key: str
+    queue: str
+    index: str | None  # the job's per-machine queue index
+    machine_id: str | None
+    seconds: float | None  # its run time, for the histogram
+    outcome: _Outcome | None
+    finish: bool
+    result_data: bytes | None
+    result_px: int | None  # result TTL in ms; None: keep forever; 0: do not keep
+    incr_score: int | None
+
+
+@dataclass(slots=True)
 class _Counters:
     done: int = 0
     failed: int = 0
@@ -212,6 +230,8 @@ class FleetWorker(Worker):
         self._job_queue: dict[str, tuple[str, str]] = {}
         self._job_machine: dict[str, str] = {}  # job id -> machine id (its P:mqueue index)
         self._job_seconds: dict[str, float] = {}  # job id -> how long its run took
+        # Jobs ending together are settled in one MULTI/EXEC (see finish_job).
+        self._finisher: GroupWriter[_Finish, None] = GroupWriter(self._finish_group, max_batch=500)
         self._outcomes: dict[str, _Outcome] = {}
         self._running: dict[str, str] = {}  # job id -> execution id
         self._outages: dict[str, int] = {}  # job id -> tries deferred for an unreachable store
@@ -439,43 +459,95 @@ class FleetWorker(Worker):
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
+        """Settle a job that ran. Jobs ending at the same time share one MULTI/EXEC: their
+        keys deleted together, one ZREM per queue, the run time histogram and the daily
+        counters added up once per group. (arq's own finish_job is a transaction per job.)"""
         queue_key, queue = self._job_queue.pop(job_id, (self.queue_name, "?"))
         outcome = self._outcomes.pop(job_id, None)
         machine_id = self._job_machine.pop(job_id, None)
-        index = None if machine_id is None else self.keys.machine_queue(queue, machine_id)
-        seconds = self._job_seconds.pop(job_id, None)
-        async with self.pool.pipeline(transaction=True) as tr:
-            tr.delete(self.keys.in_progress(job_id))
-            if seconds is not None:  # the job run time histogram (P:stats:jobtime)
-                bucket, total, count = job_duration_fields(queue, machine_id or "?", seconds)
-                tr.hincrby(self.keys.job_durations, bucket, 1)
-                tr.hincrbyfloat(self.keys.job_durations, total, seconds)
-                tr.hincrby(self.keys.job_durations, count, 1)
-            if outcome is not None and outcome.reschedule_ms is not None:
-                tr.zadd(queue_key, {job_id: outcome.reschedule_ms})
-                if index is not None:
-                    tr.zadd(index, {job_id: outcome.reschedule_ms})
-                if outcome.reset_tries:
-                    tr.delete(self.keys.retry(job_id))
-                else:
-                    tr.decr(self.keys.retry(job_id))
-            elif finish:
-                if result_data and (keep_result_forever or (result_timeout_s or 0) > 0):
-                    expire = None if keep_result_forever else result_timeout_s
-                    px = None if expire is None else int(expire * 1000)
-                    tr.set(self.keys.result(job_id), result_data, px=px)
-                tr.delete(self.keys.retry(job_id), self.keys.job(job_id))
-                tr.zrem(queue_key, job_id)
-                if index is not None:
-                    tr.zrem(index, job_id)
-                self._count(tr, queue, failed=outcome is not None and outcome.failed)
-            elif incr_score:
-                tr.zincrby(queue_key, incr_score, job_id)
-            elif self._stopping:  # cancelled by a shutdown: not the job's fault
-                tr.decr(self.keys.retry(job_id))
-            await tr.execute()
+        keep = bool(result_data) and (keep_result_forever or (result_timeout_s or 0) > 0)
+        px = None if keep_result_forever else int((result_timeout_s or 0) * 1000)
+        await self._finisher.submit(
+            _Finish(
+                job_id=job_id,
+                queue_key=queue_key,
+                queue=queue,
+                index=None if machine_id is None else self.keys.machine_queue(queue, machine_id),
+                machine_id=machine_id,
+                seconds=self._job_seconds.pop(job_id, None),
+                outcome=outcome,
+                finish=finish,
+                result_data=result_data if keep else None,
+                result_px=px,
+                incr_score=incr_score,
+            )
+        )
         if outcome is not None and outcome.wait is not None:
             await self._wake_if_answered(job_id, outcome.wait, queue)
+
+    async def _finish_group(self, items: list[_Finish]) -> list[None]:
+        """One MULTI/EXEC for a group of finished jobs (see :meth:`finish_job`)."""
+        removed: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
+        sums: dict[str, float] = {}
+        done: dict[tuple[str, str], int] = {}
+        async with self.pool.pipeline(transaction=True) as tr:
+            for item in items:
+                job_id = item.job_id
+                if item.seconds is not None:  # the job run time histogram (P:stats:jobtime)
+                    bucket, total, count = job_duration_fields(
+                        item.queue, item.machine_id or "?", item.seconds
+                    )
+                    counts[bucket] = counts.get(bucket, 0) + 1
+                    counts[count] = counts.get(count, 0) + 1
+                    sums[total] = sums.get(total, 0.0) + item.seconds
+                outcome = item.outcome
+                if outcome is not None and outcome.reschedule_ms is not None:
+                    tr.delete(self.keys.in_progress(job_id))
+                    tr.zadd(item.queue_key, {job_id: outcome.reschedule_ms})
+                    if item.index is not None:
+                        tr.zadd(item.index, {job_id: outcome.reschedule_ms})
+                    if outcome.reset_tries:
+                        tr.delete(self.keys.retry(job_id))
+                    else:
+                        tr.decr(self.keys.retry(job_id))
+                elif item.finish:
+                    if item.result_data is not None:
+                        tr.set(self.keys.result(job_id), item.result_data, px=item.result_px)
+                    tr.delete(
+                        self.keys.in_progress(job_id),
+                        self.keys.retry(job_id),
+                        self.keys.job(job_id),
+                    )
+                    removed.setdefault(item.queue_key, []).append(job_id)
+                    if item.index is not None:
+                        removed.setdefault(item.index, []).append(job_id)
+                    kinds = (
+                        ("processed", "failed") if outcome and outcome.failed else ("processed",)
+                    )
+                    for kind in kinds:
+                        done[kind, item.queue] = done.get((kind, item.queue), 0) + 1
+                elif item.incr_score:
+                    tr.delete(self.keys.in_progress(job_id))
+                    tr.zincrby(item.queue_key, item.incr_score, job_id)
+                elif self._stopping:  # cancelled by a shutdown: not the job's fault
+                    tr.delete(self.keys.in_progress(job_id))
+                    tr.decr(self.keys.retry(job_id))
+                else:
+                    tr.delete(self.keys.in_progress(job_id))
+            for key, job_ids in removed.items():
+                tr.zrem(key, *job_ids)
+            for name, number in counts.items():
+                tr.hincrby(self.keys.job_durations, name, number)
+            for name, seconds in sums.items():
+                tr.hincrbyfloat(self.keys.job_durations, name, seconds)
+            day = today()
+            for (kind, queue), number in done.items():
+                key = self.keys.stats(kind, queue, day)
+                tr.incrby(key, number)
+                tr.expire(key, STATS_TTL_S)
+            await tr.execute()
+        return [None] * len(items)
 
     async def _wake_if_answered(self, job_id: str, wait_id: str, queue: str) -> None:
         """A callback answered while its execution was parking (after the runner looked,

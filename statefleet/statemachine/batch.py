@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from statefleet.errors import StatefleetError
+from statefleet.errors import InfrastructureError, StatefleetError
 from statefleet.statemachine.gc_tuning import relaxed_gc
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.protocols import (
@@ -564,16 +564,28 @@ async def run_batch(
     return batch
 
 
-async def _follow_parked(machine: PersistentStateMachine, batch: Batch) -> None:
+async def _follow_parked(
+    machine: PersistentStateMachine, batch: Batch, interval: float = 0.25
+) -> None:
     """Local mode: executions that parked on a callback (a task token, a message) end when
-    they are answered, in whichever process resumes them; the batch ends with the last."""
+    they are answered, in whichever process resumes them; the batch ends with the last.
+    The counters follow the store meanwhile, and a database outage is waited out."""
     active = (S.QUEUED.value, S.RUNNING.value, S.WAITING.value)
+    unreachable = 0
     while batch._stopping is None:
-        if not await machine.store.count_executions(
-            ExecutionFilter(batch_id=batch.id, status=active)
-        ):
+        try:
+            counts = await machine.store.count_by_status(ExecutionFilter(batch_id=batch.id))
+        except InfrastructureError as exc:
+            unreachable += 1
+            if unreachable == 1:
+                logger.warning("batch %s: cannot read its progress (%s); retrying", batch.id, exc)
+            await asyncio.sleep(min(5.0, interval * 2 ** min(unreachable, 10)))
+            continue
+        unreachable = 0
+        batch.counters.by_status = {s: n for s, n in counts.items() if s not in active}
+        if not any(counts.get(status, 0) for status in active):
             return
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(interval)
 
 
 async def _drive(

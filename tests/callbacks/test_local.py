@@ -332,7 +332,16 @@ async def test_local_batch_ends_when_its_parked_executions_are_answered(store: S
             counts = await batch.counts()
     await asyncio.sleep(0.3)
     assert not batch.done  # parked is neither failed (stop_on_error) nor ended
-    for token in inbox.tokens:
+    first, *rest = inbox.tokens
+    result = await send_task_success(first, "ok", store=store, machine=sm)
+    assert result.outcome == "resumed"
+    seen: dict[str, int] = {}
+    async with asyncio.timeout(20):  # the handle's counters follow the store meanwhile
+        while seen != {"SUCCEEDED": 1}:
+            await asyncio.sleep(0.05)
+            seen = dict(batch.counters.by_status)
+    assert not batch.done
+    for token in rest:
         result = await send_task_success(token, "ok", store=store, machine=sm)
         assert result.outcome == "resumed"
     record = await asyncio.wait_for(batch.wait(), 20)

@@ -78,12 +78,10 @@ def test_relaxed_gc_raises_the_threshold_and_restores_it(
     before = gc.get_threshold()
     with relaxed_gc():
         assert gc.get_threshold()[0] == max(DEFAULT_GC_THRESHOLD, before[0])
-        assert gc.get_freeze_count() > 0
         with relaxed_gc():  # nested (two batches at once): the outer one restores
             pass
         assert gc.get_threshold()[0] == max(DEFAULT_GC_THRESHOLD, before[0])
     assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
 
 
 def test_relaxed_gc_restores_on_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,7 +98,6 @@ def test_relaxed_gc_zero_leaves_the_collector_alone(monkeypatch: pytest.MonkeyPa
     before = gc.get_threshold()
     with relaxed_gc():
         assert gc.get_threshold() == before
-        assert gc.get_freeze_count() == 0
 
 
 @pytest.mark.parametrize("text", ["lots", "-5", "1.5"])
