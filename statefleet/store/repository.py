@@ -1545,7 +1545,11 @@ def _column_kind(col: Any) -> str:
         return "timestamp"
     if isinstance(col.type, JSON):
         return "json"
-    return "other"
+    if isinstance(col.type, Integer):
+        return "int"
+    if isinstance(col.type, Boolean):
+        return "bool"
+    return "text"
 
 
 @functools.cache
@@ -1597,11 +1601,11 @@ def _sqlite_rows(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, An
         raise ValueError(f"cannot store a value as JSON: {exc}") from exc
 
 
-def _sqlite_checkpoint_statement() -> Any:
-    """``UPDATE executions SET ... FROM (<rows of :rows>) AS v WHERE <version and lease
-    guard> RETURNING id``: one statement for a round of checkpoints."""
+def _checkpoint_update(v: Any, json_value: Callable[[Any], Any]) -> Any:
+    """``UPDATE executions SET ... FROM v WHERE <version and lease guard> RETURNING id``,
+    ``v`` being one row per checkpoint (columns of :data:`_CHECKPOINT_COLUMNS`);
+    ``json_value`` turns a JSON column of ``v`` into the value to store."""
     t = EXECUTIONS
-    v = _sqlite_rows_select(_CHECKPOINT_COLUMNS).subquery("v")
     return (
         update(t)
         .where(
@@ -1612,9 +1616,9 @@ def _sqlite_checkpoint_statement() -> Any:
         .values(
             status=v.c.status,
             current_state=v.c.current_state,
-            data=v.c.data,
-            variables=v.c.variables,
-            output=v.c.output,
+            data=json_value(v.c.data),
+            variables=json_value(v.c.variables),
+            output=json_value(v.c.output),
             error=v.c.error,
             cause=v.c.cause,
             ended_at=v.c.ended_at,
@@ -1630,6 +1634,13 @@ def _sqlite_checkpoint_statement() -> Any:
             updated_at=bindparam("now", type_=UTCDateTime()),
         )
         .returning(t.c.id)
+    )
+
+
+def _sqlite_checkpoint_statement() -> Any:
+    """The checkpoint UPDATE with its rows from one JSON document (JSON stored as text)."""
+    return _checkpoint_update(
+        _sqlite_rows_select(_CHECKPOINT_COLUMNS).subquery("v"), lambda value: value
     )
 
 
@@ -1639,69 +1650,28 @@ def _sqlite_insert(table: Table) -> Any:
     return insert(table).from_select([name for name, _ in columns], _sqlite_rows_select(columns))
 
 
-#: The columns of ``v`` in the bulk checkpoint UPDATE (PostgreSQL), one array each.
-_BULK_COLUMN_TYPES: Final[tuple[tuple[str, Any], ...]] = (
-    ("execution_id", Text()),
-    ("expected_version", Integer()),
-    ("owner", Text()),
-    ("status", Text()),
-    ("current_state", Text()),
-    ("data", Text()),
-    ("variables", Text()),
-    ("output", Text()),
-    ("error", Text()),
-    ("cause", Text()),
-    ("ended_at", DateTime(timezone=True)),
-    ("history_seq", Integer()),
-    ("keep_expiry", Boolean()),
-    ("lease_expires_at", DateTime(timezone=True)),
-    ("release", Boolean()),
-    ("redrive_count", Integer()),
-    ("wake_at", DateTime(timezone=True)),
-    ("started_at", DateTime(timezone=True)),
-)
-_BULK_COLUMNS: Final = tuple(name for name, _ in _BULK_COLUMN_TYPES)
+#: The SQL types of the checkpoint columns' arrays in the PostgreSQL UPDATE (JSON as text).
+_PG_ARRAY_TYPES: Final[dict[str, Any]] = {
+    "int": Integer(),
+    "bool": Boolean(),
+    "timestamp": DateTime(timezone=True),
+    "json": Text(),
+    "text": Text(),
+}
+_BULK_COLUMNS: Final = tuple(name for name, _ in _CHECKPOINT_COLUMNS)
 
 
 def _bulk_checkpoint_statement() -> Any:
-    """``UPDATE executions SET ... FROM unnest(:arrays) AS v(...) WHERE ... RETURNING id``."""
-    t = EXECUTIONS
-    columns = _BULK_COLUMN_TYPES
+    """PostgreSQL: the checkpoint UPDATE ``FROM unnest(:arrays) AS v(...)``, JSON cast from
+    text to JSONB."""
+    columns = [(name, _PG_ARRAY_TYPES[kind]) for name, kind in _CHECKPOINT_COLUMNS]
     v = (
         func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, type_ in columns))
         .table_valued(*(column(name, type_) for name, type_ in columns))
         .render_derived(name="v")
     )
     jsonb = JSONB(none_as_null=False)
-    return (
-        update(t)
-        .where(
-            t.c.id == v.c.execution_id,
-            t.c.row_version == v.c.expected_version,
-            or_(v.c.owner.is_(None), t.c.lease_owner == v.c.owner),
-        )
-        .values(
-            status=v.c.status,
-            current_state=v.c.current_state,
-            data=v.c.data.cast(jsonb),
-            variables=v.c.variables.cast(jsonb),
-            output=v.c.output.cast(jsonb),
-            error=v.c.error,
-            cause=v.c.cause,
-            ended_at=v.c.ended_at,
-            history_seq=func.coalesce(v.c.history_seq, t.c.history_seq),
-            row_version=v.c.expected_version + 1,
-            lease_expires_at=case(
-                (v.c.keep_expiry, t.c.lease_expires_at), else_=v.c.lease_expires_at
-            ),
-            lease_owner=case((v.c.release, null()), else_=t.c.lease_owner),
-            redrive_count=func.coalesce(v.c.redrive_count, t.c.redrive_count),
-            wake_at=v.c.wake_at,
-            started_at=func.coalesce(t.c.started_at, v.c.started_at),
-            updated_at=bindparam("now", type_=UTCDateTime()),
-        )
-        .returning(t.c.id)
-    )
+    return _checkpoint_update(v, lambda value: value.cast(jsonb))
 
 
 _BULK_CHECKPOINT = _bulk_checkpoint_statement()
@@ -1715,18 +1685,7 @@ def _pg_bulk_insert(table: Table) -> tuple[Any, tuple[tuple[str, str], ...]]:
     """``INSERT INTO table (...) SELECT ... FROM unnest(:col1, :col2, ...) AS v(...)``, and
     each column's kind: one fixed statement whatever the number of rows (JSON travels as
     text and is cast to JSONB, so that values are serialised once, by us)."""
-    columns: list[tuple[str, str, Any]] = []
-    for col in table.c:
-        if isinstance(col.type, UTCDateTime):
-            columns.append((col.name, "timestamp", DateTime(timezone=True)))
-        elif isinstance(col.type, JSON):
-            columns.append((col.name, "json", Text()))
-        elif isinstance(col.type, Integer):
-            columns.append((col.name, "int", Integer()))
-        elif isinstance(col.type, Boolean):
-            columns.append((col.name, "bool", Boolean()))
-        else:
-            columns.append((col.name, "text", Text()))
+    columns = [(name, kind, _PG_ARRAY_TYPES[kind]) for name, kind in _table_columns(table)]
     v = (
         func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, _, type_ in columns))
         .table_valued(*(column(name, type_) for name, _, type_ in columns))
