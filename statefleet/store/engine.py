@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -111,6 +113,21 @@ def create_engine(url: str | URL | None = None, **options: Any) -> AsyncEngine:
     return create_async_engine(parsed, **options)
 
 
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the file is locked: switching a new file
+    to WAL needs an exclusive lock, which SQLite does not wait for with the busy timeout,
+    and another process may be creating the same store at that moment."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -125,10 +142,10 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+            _set_wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
         finally:
             cursor.close()
 
