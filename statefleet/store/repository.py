@@ -437,13 +437,13 @@ class SQLStore:
     async def _insert(
         self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
     ) -> None:
-        """Insert many rows, per chunk: on SQLite ``INSERT ... SELECT`` from one JSON
-        document; on PostgreSQL ``INSERT ... SELECT FROM unnest(<one array per column>)``."""
+        """Insert many rows, per chunk: on SQLite the driver's ``executemany`` of one
+        prepared ``INSERT`` over plain tuples; on PostgreSQL ``INSERT ... SELECT FROM
+        unnest(<one array per column>)``."""
         for chunk in _chunks(rows, _INSERT_CHUNK):
             if self._sqlite:
-                statement = _sqlite_insert(table)
-                rows_doc = _sqlite_rows(_table_columns(table), chunk)
-                await conn.execute(statement, {"rows": rows_doc})
+                sql, plan = _sqlite_insert(table)
+                await conn.exec_driver_sql(sql, _sqlite_tuples(plan, chunk))
             else:
                 statement, columns = _pg_bulk_insert(table)
                 await conn.execute(statement, _pg_arrays(columns, chunk))
@@ -1509,13 +1509,15 @@ def _rounds(checkpoints: Sequence[Checkpoint]) -> list[list[int]]:
     return rounds
 
 
-# ---------------------------------------------------------------- SQLite: rows as one JSON document
+# ---------------------------------------------------------------- SQLite bulk writes
 #
-# SQLite bulk writes pass their rows as ONE bound parameter: a JSON array of rows, each an
-# array of column values, which SQLite unpacks itself with ``json_each``. One ``json.dumps``
-# of a whole chunk (C code) replaces the driver's per-row, per-value parameter processing,
-# which made Python, not SQLite, the limit of a batch. (On PostgreSQL, arrays per column are
-# cheaper for the server; see _pg_bulk_insert.)
+# Inserts go through the driver's ``executemany`` of one prepared statement over plain
+# tuples (JSON already serialised, datetimes as text): the per-row loop runs in C, and no
+# per-value processing happens in Python beyond one conversion per JSON and datetime value.
+# The checkpoint UPDATE needs RETURNING (which rows passed the version and lease guard), so
+# it passes its rows as ONE bound parameter instead: a JSON array of rows, each an array of
+# column values, which SQLite unpacks itself with ``json_each``. (On PostgreSQL, arrays per
+# column are cheaper for the server; see _pg_bulk_insert.)
 
 #: The columns of ``v`` in the SQLite checkpoint UPDATE, with their kinds.
 _CHECKPOINT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
@@ -1586,13 +1588,15 @@ def _sqlite_json_text(value: Any) -> str | None:
     return None if value is _SQL_NULL else json_dumps(value)
 
 
+_SQLITE_CONVERT: Final[dict[str, Callable[[Any], Any]]] = {
+    "json": _sqlite_json_text,
+    "timestamp": _sqlite_timestamp,
+}
+
+
 def _sqlite_rows(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> str:
     """The JSON document of ``rows`` for :func:`_sqlite_rows_select`."""
-    convert: dict[str, Callable[[Any], Any]] = {
-        "json": _sqlite_json_text,
-        "timestamp": _sqlite_timestamp,
-    }
-    plan = [(name, convert.get(kind)) for name, kind in columns]
+    plan = [(name, _SQLITE_CONVERT.get(kind)) for name, kind in columns]
     try:
         return json_dumps(
             [[row[name] if fn is None else fn(row[name]) for name, fn in plan] for row in rows]
@@ -1645,9 +1649,28 @@ def _sqlite_checkpoint_statement() -> Any:
 
 
 @functools.cache
-def _sqlite_insert(table: Table) -> Any:
+def _sqlite_insert(table: Table) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``INSERT INTO table (...) VALUES (?, ...)`` for the driver's ``executemany``, and each
+    column's conversion to the value SQLite stores (None: stored as given)."""
     columns = _table_columns(table)
-    return insert(table).from_select([name for name, _ in columns], _sqlite_rows_select(columns))
+    names = ", ".join(f'"{name}"' for name, _ in columns)
+    marks = ", ".join("?" for _ in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+    return sql, tuple((name, _SQLITE_CONVERT.get(kind)) for name, kind in columns)
+
+
+def _sqlite_tuples(
+    plan: Sequence[tuple[str, Callable[[Any], Any] | None]], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Rows as parameter tuples for :func:`_sqlite_insert` (JSON as its text, datetimes as
+    the text SQLAlchemy's SQLite DATETIME writes)."""
+    try:
+        return [
+            tuple([row[name] if fn is None else fn(row[name]) for name, fn in plan])
+            for row in rows
+        ]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
 
 
 #: The SQL types of the checkpoint columns' arrays in the PostgreSQL UPDATE (JSON as text).
