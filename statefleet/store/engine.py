@@ -29,6 +29,7 @@ from statefleet.store.constants import DEFAULT_URL
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_CACHE_KIB",
     "WRITE",
     "create_engine",
     "json_dumps",
@@ -38,6 +39,12 @@ __all__ = [
 
 #: How long a SQLite writer waits for another one before failing.
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+
+#: SQLite's page cache per connection, in KiB (SQLite's default is 2 MiB). A batch touches
+#: the tail of every index of ``executions`` on each write; with 2 MiB those pages are read
+#: back from the OS again and again (checkpoint UPDATEs took 1.5x the CPU). Memory is taken
+#: only as pages are used.
+SQLITE_CACHE_KIB: Final = 65_536
 
 #: Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE).
 WRITE: Final = "statefleet_write"
@@ -146,6 +153,7 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
             _set_wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB:d}")
         finally:
             cursor.close()
 

@@ -435,18 +435,24 @@ class SQLStore:
             raise _translate(exc) from exc
 
     async def _insert(
-        self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        json_text: Callable[[Any], str | None] | None = None,
     ) -> None:
         """Insert many rows, per chunk: on SQLite the driver's ``executemany`` of one
         prepared ``INSERT`` over plain tuples; on PostgreSQL ``INSERT ... SELECT FROM
         unnest(<one array per column>)``."""
+        if json_text is None:
+            json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
         for chunk in _chunks(rows, _INSERT_CHUNK):
             if self._sqlite:
                 sql, plan = _sqlite_insert(table)
-                await conn.exec_driver_sql(sql, _sqlite_tuples(plan, chunk))
+                await conn.exec_driver_sql(sql, _sqlite_tuples(plan, chunk, json_text))
             else:
                 statement, columns = _pg_bulk_insert(table)
-                await conn.execute(statement, _pg_arrays(columns, chunk))
+                await conn.execute(statement, _pg_arrays(columns, chunk, json_text))
 
     # ------------------------------------------------------------ definitions
 
@@ -944,18 +950,21 @@ class SQLStore:
         if not checkpoints:
             return []
         now = _now()
+        # One memo for the whole write: a checkpoint's data and output are mostly the
+        # objects its last history rows hold.
+        json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
         async with self._transaction(write=True) as conn:
             if self._sqlite:
-                applied = await self._checkpoints_sqlite(conn, checkpoints, now)
+                applied = await self._checkpoints_sqlite(conn, checkpoints, now, json_text)
             else:
-                applied = await self._checkpoints_bulk(conn, checkpoints, now)
+                applied = await self._checkpoints_bulk(conn, checkpoints, now, json_text)
             history = [
                 _history_values(cp.execution_id, record)
                 for cp, ok in zip(checkpoints, applied, strict=True)
                 if ok
                 for record in cp.history
             ]
-            await self._insert(conn, HISTORY, history)
+            await self._insert(conn, HISTORY, history, json_text)
             consumed = [
                 cp.consumed_wait
                 for cp, ok in zip(checkpoints, applied, strict=True)
@@ -970,14 +979,18 @@ class SQLStore:
         return applied
 
     async def _checkpoints_sqlite(
-        self, conn: AsyncConnection, checkpoints: Sequence[Checkpoint], now: datetime
+        self,
+        conn: AsyncConnection,
+        checkpoints: Sequence[Checkpoint],
+        now: datetime,
+        json_text: Callable[[Any], str | None],
     ) -> list[bool]:
         """SQLite: one ``UPDATE ... FROM <rows of a JSON document>`` per round (see
         :func:`_rounds`), the version and lease guard in its WHERE clause."""
         applied = [False] * len(checkpoints)
         for round_ in _rounds(checkpoints):
             rows = [_checkpoint_params(checkpoints[index], now) for index in round_]
-            doc = _sqlite_rows(_CHECKPOINT_COLUMNS, rows)
+            doc = _sqlite_rows(_CHECKPOINT_COLUMNS, rows, json_text)
             result = await conn.execute(self._checkpoint_statement, {"rows": doc, "now": now})
             done = {row[0] for row in result}
             for index in round_:
@@ -985,7 +998,11 @@ class SQLStore:
         return applied
 
     async def _checkpoints_bulk(
-        self, conn: AsyncConnection, checkpoints: Sequence[Checkpoint], now: datetime
+        self,
+        conn: AsyncConnection,
+        checkpoints: Sequence[Checkpoint],
+        now: datetime,
+        json_text: Callable[[Any], str | None],
     ) -> list[bool]:
         """PostgreSQL: one UPDATE ... FROM unnest(arrays) per round; a round holds at most
         one checkpoint per execution, so repeated executions apply in order."""
@@ -997,7 +1014,7 @@ class SQLStore:
                     if name in params:
                         params[name].append(value)
             for name in ("data", "variables", "output"):
-                params[name] = [_pg_json_text(v) for v in params[name]]
+                params[name] = [json_text(v) for v in params[name]]
             params["ended_at"] = [_utc(v) for v in params["ended_at"]]
             params["lease_expires_at"] = [_utc(v) for v in params["lease_expires_at"]]
             params["wake_at"] = [_utc(v) for v in params["wake_at"]]
@@ -1588,15 +1605,41 @@ def _sqlite_json_text(value: Any) -> str | None:
     return None if value is _SQL_NULL else json_dumps(value)
 
 
+def _memo_json(encode: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    """``encode`` that serialises each dict or list object once: the history of an execution
+    shares objects between rows (a state's output is the next state's input) and with its
+    checkpoint (the final output is also the data), so one group of rows holds far fewer
+    distinct values than JSON cells. Keyed by ``id()``; the memo keeps each object alive, so
+    an id cannot be reused by another object while the memo exists. Use it within one write
+    (the values must not change meanwhile)."""
+    memo: dict[int, tuple[Any, str | None]] = {}
+
+    def memo_encode(value: Any) -> str | None:
+        if type(value) is dict or type(value) is list:
+            key = id(value)
+            hit = memo.get(key)
+            if hit is None:
+                hit = memo[key] = (value, encode(value))
+            return hit[1]
+        return encode(value)
+
+    return memo_encode
+
+
 _SQLITE_CONVERT: Final[dict[str, Callable[[Any], Any]]] = {
     "json": _sqlite_json_text,
     "timestamp": _sqlite_timestamp,
 }
 
 
-def _sqlite_rows(columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]) -> str:
+def _sqlite_rows(
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    json_text: Callable[[Any], str | None] = _sqlite_json_text,
+) -> str:
     """The JSON document of ``rows`` for :func:`_sqlite_rows_select`."""
-    plan = [(name, _SQLITE_CONVERT.get(kind)) for name, kind in columns]
+    convert = {**_SQLITE_CONVERT, "json": json_text}
+    plan = [(name, convert.get(kind)) for name, kind in columns]
     try:
         return json_dumps(
             [[row[name] if fn is None else fn(row[name]) for name, fn in plan] for row in rows]
@@ -1660,10 +1703,13 @@ def _sqlite_insert(table: Table) -> tuple[str, tuple[tuple[str, Any], ...]]:
 
 
 def _sqlite_tuples(
-    plan: Sequence[tuple[str, Callable[[Any], Any] | None]], rows: Sequence[dict[str, Any]]
+    plan: Sequence[tuple[str, Callable[[Any], Any] | None]],
+    rows: Sequence[dict[str, Any]],
+    json_text: Callable[[Any], str | None] = _sqlite_json_text,
 ) -> list[tuple[Any, ...]]:
     """Rows as parameter tuples for :func:`_sqlite_insert` (JSON as its text, datetimes as
     the text SQLAlchemy's SQLite DATETIME writes)."""
+    plan = [(name, json_text if fn is _sqlite_json_text else fn) for name, fn in plan]
     try:
         return [
             tuple([row[name] if fn is None else fn(row[name]) for name, fn in plan])
@@ -1733,14 +1779,16 @@ def _pg_json_text(value: Any) -> str | None:
 
 
 def _pg_arrays(
-    columns: Sequence[tuple[str, str]], rows: Sequence[dict[str, Any]]
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    json_text: Callable[[Any], str | None] = _pg_json_text,
 ) -> dict[str, list[Any]]:
     """Rows of values -> one list per column, JSON serialised, datetimes in UTC."""
     arrays: dict[str, list[Any]] = {}
     for name, kind in columns:
         values = [row[name] for row in rows]
         if kind == "json":
-            values = [_pg_json_text(v) for v in values]
+            values = [json_text(v) for v in values]
         elif kind == "timestamp":
             values = [_utc(v) for v in values]
         arrays[name] = values
