@@ -1712,8 +1712,7 @@ def _sqlite_tuples(
     plan = [(name, json_text if fn is _sqlite_json_text else fn) for name, fn in plan]
     try:
         return [
-            tuple([row[name] if fn is None else fn(row[name]) for name, fn in plan])
-            for row in rows
+            tuple([row[name] if fn is None else fn(row[name]) for name, fn in plan]) for row in rows
         ]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot store a value as JSON: {exc}") from exc
