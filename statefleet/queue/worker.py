@@ -47,8 +47,9 @@ from datetime import UTC, datetime, timedelta
 from signal import Signals
 from typing import Any
 
-from arq.utils import poll, timestamp_ms
-from arq.worker import Retry, Worker, func
+from arq.jobs import SerializationError, deserialize_job_raw, serialize_result
+from arq.utils import args_to_string, ms_to_datetime, poll, timestamp_ms
+from arq.worker import JobExecutionFailed, Retry, RetryJob, Worker, func, no_result
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -58,7 +59,7 @@ from statefleet.queue import jobs
 from statefleet.queue.client import QueueClient, aw
 from statefleet.queue.deadletters import record_dead_letter
 from statefleet.queue.inspector import job_duration_fields
-from statefleet.queue.keys import ARQ_IN_PROGRESS, Keys, today
+from statefleet.queue.keys import ARQ_IN_PROGRESS, ARQ_JOB, ARQ_RETRY, Keys, today
 from statefleet.queue.priorities import DEQUEUE, QueueSelection, parse_queues
 from statefleet.settings import Settings
 from statefleet.statemachine.gc_tuning import relaxed_gc
@@ -78,6 +79,8 @@ from statefleet.store import open_store
 __all__ = ["FleetWorker", "WorkerOptions", "backoff", "run_worker", "store_unreachable"]
 
 logger = logging.getLogger(__name__)
+#: run_job logs under arq's name, as arq's own run_job does.
+arq_logger = logging.getLogger("arq.worker")
 
 S = ExecutionStatus
 STATS_TTL_S = 90 * 86400
@@ -228,6 +231,8 @@ class FleetWorker(Worker):
         self._writer: CheckpointWriter | None = None
         self._renewer: LeaseRenewer | None = None  # one for every machine this worker runs
         self._job_queue: dict[str, tuple[str, str]] = {}
+        #: job id -> (its record, its try), read by the dequeue script (see run_job)
+        self._taken: dict[str, tuple[bytes | None, int]] = {}
         self._job_machine: dict[str, str] = {}  # job id -> machine id (its P:mqueue index)
         self._job_seconds: dict[str, float] = {}  # job id -> how long its run took
         # Jobs ending together are settled in one MULTI/EXEC (see finish_job).
@@ -430,12 +435,14 @@ class FleetWorker(Worker):
             self.window,
             self.keys.machine_queue_prefix,
             self._machine_filter,
+            ARQ_JOB,
+            ARQ_RETRY,
             len(names),
             *names,
             *draws,
         ]
         taken = await self._dequeue(keys=[self.keys.paused, *self.queue_keys], args=args)
-        for index in range(0, len(taken), 3):
+        for index in range(0, len(taken), 5):
             queue_index = int(taken[index]) - 1
             job_id = taken[index + 1]
             job_id = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
@@ -443,9 +450,176 @@ class FleetWorker(Worker):
             await self.sem.acquire()  # never waits: no more jobs than free slots
             self.job_counter += 1
             self._job_queue[job_id] = (self.queue_keys[queue_index], names[queue_index])
+            self._taken[job_id] = (taken[index + 3], int(taken[index + 4]))
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    # ---------------------------------------------------------------- run
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        """arq's ``run_job`` for a job the dequeue script took: the script already read the
+        job's record and counted its try (arq does that in a MULTI/EXEC of its own per job),
+        so the job starts without a round trip. The rest is arq's: logging, the timeout,
+        ``Retry`` and cancellation, the result, ``finish_job``."""
+        taken = self._taken.pop(job_id, None)
+        if taken is None or self.allow_abort_jobs:
+            await super().run_job(job_id, score)
+            return
+        raw, job_try = taken
+        start_ms = timestamp_ms()
+        function_name, enqueue_time_ms = "<unknown>", 0
+        args: tuple[Any, ...] = ()
+        kwargs: dict[Any, Any] = {}
+
+        async def job_failed(exc: BaseException) -> None:
+            self.jobs_failed += 1
+            result_data = serialize_result(
+                function=function_name,
+                args=args,
+                kwargs=kwargs,
+                job_try=job_try,
+                enqueue_time_ms=enqueue_time_ms,
+                success=False,
+                result=exc,
+                start_ms=start_ms,
+                finished_ms=timestamp_ms(),
+                ref=f"{job_id}:{function_name}",
+                serializer=self.job_serializer,
+                queue_name=self.queue_name,
+                job_id=job_id,
+            )
+            await asyncio.shield(self.finish_failed_job(job_id, result_data))
+
+        if not raw:
+            arq_logger.warning("job %s expired", job_id)
+            await job_failed(JobExecutionFailed("job expired"))
+            return
+        try:
+            function_name, args, kwargs, enqueue_job_try, enqueue_time_ms = deserialize_job_raw(
+                raw, deserializer=self.job_deserializer
+            )
+        except SerializationError as exc:
+            arq_logger.exception("deserializing job %s failed", job_id)
+            await job_failed(exc)
+            return
+        function = self.functions.get(function_name)
+        if function is None:
+            arq_logger.warning("job %s, function %r not found", job_id, function_name)
+            await job_failed(JobExecutionFailed(f"function {function_name!r} not found"))
+            return
+        ref = f"{job_id}:{function_name}"
+        if enqueue_job_try and enqueue_job_try > job_try:
+            job_try = enqueue_job_try
+            await self.pool.setex(self.keys.retry(job_id), 88400, str(job_try))
+        max_tries = self.max_tries if function.max_tries is None else function.max_tries
+        if job_try > max_tries:
+            arq_logger.warning("%s max retries %d exceeded", ref, max_tries)
+            await job_failed(JobExecutionFailed(f"max {max_tries} retries exceeded"))
+            return
+
+        result: Any = no_result
+        finish = False
+        success = False
+        timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
+        incr_score: int | None = None
+        ctx = {
+            **self.ctx,
+            "job_id": job_id,
+            "job_try": job_try,
+            "enqueue_time": ms_to_datetime(enqueue_time_ms),
+            "score": score,
+        }
+        if self.on_job_start:
+            await self.on_job_start(ctx)
+        start_ms = timestamp_ms()
+        if arq_logger.isEnabledFor(logging.INFO):
+            extra = f" try={job_try}" if job_try > 1 else ""
+            if start_ms - score > 1200:
+                extra += f" delayed={(start_ms - score) / 1000:0.2f}s"
+            arq_logger.info(
+                "%6.2fs → %s(%s)%s",
+                (start_ms - enqueue_time_ms) / 1000,
+                ref,
+                args_to_string(args, kwargs),
+                extra,
+            )
+        try:
+            self.job_tasks[job_id] = task = self.loop.create_task(
+                function.coroutine(ctx, *args, **kwargs)
+            )
+            try:
+                result = await asyncio.wait_for(task, timeout_s)
+            finally:
+                del self.job_tasks[job_id]
+        except (Exception, asyncio.CancelledError) as exc:
+            finished_ms = timestamp_ms()
+            t = (finished_ms - start_ms) / 1000
+            if self.retry_jobs and isinstance(exc, Retry):
+                incr_score = exc.defer_score
+                arq_logger.info(
+                    "%6.2fs ↻ %s retrying job in %0.2fs", t, ref, (exc.defer_score or 0) / 1000
+                )
+                if exc.defer_score:
+                    incr_score = exc.defer_score + (timestamp_ms() - score)
+                self.jobs_retried += 1
+            elif self.retry_jobs and isinstance(exc, (asyncio.CancelledError, RetryJob)):
+                arq_logger.info("%6.2fs ↻ %s cancelled, will be run again", t, ref)
+                self.jobs_retried += 1
+            else:
+                arq_logger.exception(
+                    "%6.2fs ! %s failed, %s: %s", t, ref, exc.__class__.__name__, exc
+                )
+                result = exc
+                finish = True
+                self.jobs_failed += 1
+        else:
+            success = True
+            finished_ms = timestamp_ms()
+            arq_logger.info("%6.2fs ← %s ●", (finished_ms - start_ms) / 1000, ref)
+            finish = True
+            self.jobs_complete += 1
+
+        keep_result_forever = (
+            self.keep_result_forever
+            if function.keep_result_forever is None
+            else function.keep_result_forever
+        )
+        result_timeout_s = (
+            self.keep_result_s if function.keep_result_s is None else function.keep_result_s
+        )
+        result_data = None
+        if result is not no_result and (keep_result_forever or result_timeout_s > 0):
+            result_data = serialize_result(
+                function_name,
+                args,
+                kwargs,
+                job_try,
+                enqueue_time_ms,
+                success,
+                result,
+                start_ms,
+                finished_ms,
+                ref,
+                self.queue_name,
+                job_id=job_id,
+                serializer=self.job_serializer,
+            )
+        if self.on_job_end:
+            await self.on_job_end(ctx)
+        await asyncio.shield(
+            self.finish_job(
+                job_id,
+                finish,
+                result_data,
+                result_timeout_s,
+                keep_result_forever,
+                incr_score,
+                None,
+            )
+        )
+        if self.after_job_end:
+            await self.after_job_end(ctx)
 
     # ---------------------------------------------------------------- finish
 
