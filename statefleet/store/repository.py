@@ -42,6 +42,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -374,6 +375,24 @@ def _translate(exc: BaseException) -> BaseException:
     return InfrastructureError(f"store error: {exc}")
 
 
+def _translate_driver(exc: BaseException) -> BaseException:
+    """:func:`_translate` for an asyncpg exception raised outside SQLAlchemy (COPY)."""
+    name = getattr(exc, "constraint_name", None)
+    if getattr(exc, "sqlstate", None) == "23505" and isinstance(name, str):
+        detail = str(getattr(exc, "detail", "") or "")
+        if name == c.UQ_EXECUTION_NAME:
+            return DuplicateExecutionName(None, detail=detail)
+        if name == c.UQ_BATCH_NAME:
+            return DuplicateBatchName()
+        if name == c.PK_LINKED_EXECUTIONS:
+            return DuplicateLink(
+                "a target execution already has a source link" + (f" ({detail})" if detail else "")
+            )
+    if isinstance(exc, asyncpg.DataError):  # a value the column's codec refused
+        return ValueError(f"cannot store a value: {exc}")
+    return InfrastructureError(f"store error: {exc}")
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -442,8 +461,8 @@ class SQLStore:
         json_text: Callable[[Any], str | None] | None = None,
     ) -> None:
         """Insert many rows, per chunk: on SQLite the driver's ``executemany`` of one
-        prepared ``INSERT`` over plain tuples; on PostgreSQL ``INSERT ... SELECT FROM
-        unnest(<one array per column>)``."""
+        prepared ``INSERT`` over plain tuples; on PostgreSQL a binary ``COPY`` in the
+        transaction."""
         if json_text is None:
             json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
         for chunk in _chunks(rows, _INSERT_CHUNK):
@@ -451,8 +470,36 @@ class SQLStore:
                 sql, plan = _sqlite_insert(table)
                 await conn.exec_driver_sql(sql, _sqlite_tuples(plan, chunk, json_text))
             else:
-                statement, columns = _pg_bulk_insert(table)
-                await conn.execute(statement, _pg_arrays(columns, chunk, json_text))
+                await self._pg_copy(conn, table, chunk, json_text)
+
+    @staticmethod
+    async def _pg_copy(
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        json_text: Callable[[Any], str | None],
+    ) -> None:
+        """PostgreSQL: ``COPY table (...) FROM STDIN (FORMAT binary)`` of ``rows`` on the
+        connection's driver, inside its transaction. Each value goes through asyncpg's
+        codec for its column (JSON as text: SQLAlchemy's JSONB codec takes text), with none
+        of the per-element checks asyncpg makes on array parameters, and the server takes
+        the rows as COPY does (no per-row statement, multi-row heap inserts)."""
+        columns = _table_columns(table)
+        plan = [
+            (name, json_text if kind == "json" else _utc if kind == "timestamp" else None)
+            for name, kind in columns
+        ]
+        records = _row_tuples(plan, rows)
+        raw = await conn.get_raw_connection()
+        driver = cast(Any, raw.driver_connection)
+        if not driver.is_in_transaction():  # SQLAlchemy sends BEGIN with its first statement
+            await conn.exec_driver_sql("SELECT 1")
+        try:
+            await driver.copy_records_to_table(
+                table.name, records=records, columns=[name for name, _ in columns]
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise _translate_driver(exc) from exc
 
     # ------------------------------------------------------------ definitions
 
@@ -1534,7 +1581,7 @@ def _rounds(checkpoints: Sequence[Checkpoint]) -> list[list[int]]:
 # The checkpoint UPDATE needs RETURNING (which rows passed the version and lease guard), so
 # it passes its rows as ONE bound parameter instead: a JSON array of rows, each an array of
 # column values, which SQLite unpacks itself with ``json_each``. (On PostgreSQL, arrays per
-# column are cheaper for the server; see _pg_bulk_insert.)
+# column are cheaper for the server; PostgreSQL inserts use COPY: see SQLStore._pg_copy.)
 
 #: The columns of ``v`` in the SQLite checkpoint UPDATE, with their kinds.
 _CHECKPOINT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
@@ -1709,7 +1756,15 @@ def _sqlite_tuples(
 ) -> list[tuple[Any, ...]]:
     """Rows as parameter tuples for :func:`_sqlite_insert` (JSON as its text, datetimes as
     the text SQLAlchemy's SQLite DATETIME writes)."""
-    plan = [(name, json_text if fn is _sqlite_json_text else fn) for name, fn in plan]
+    return _row_tuples(
+        [(name, json_text if fn is _sqlite_json_text else fn) for name, fn in plan], rows
+    )
+
+
+def _row_tuples(
+    plan: Sequence[tuple[str, Callable[[Any], Any] | None]], rows: Sequence[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Rows as tuples in ``plan``'s column order, each value through its conversion."""
     try:
         return [
             tuple([row[name] if fn is None else fn(row[name]) for name, fn in plan]) for row in rows
@@ -1745,26 +1800,7 @@ def _bulk_checkpoint_statement() -> Any:
 _BULK_CHECKPOINT = _bulk_checkpoint_statement()
 
 
-# ---------------------------------------------------------------- PostgreSQL bulk inserts
-
-
-@functools.cache
-def _pg_bulk_insert(table: Table) -> tuple[Any, tuple[tuple[str, str], ...]]:
-    """``INSERT INTO table (...) SELECT ... FROM unnest(:col1, :col2, ...) AS v(...)``, and
-    each column's kind: one fixed statement whatever the number of rows (JSON travels as
-    text and is cast to JSONB, so that values are serialised once, by us)."""
-    columns = [(name, kind, _PG_ARRAY_TYPES[kind]) for name, kind in _table_columns(table)]
-    v = (
-        func.unnest(*(bindparam(name, type_=ARRAY(type_)) for name, _, type_ in columns))
-        .table_valued(*(column(name, type_) for name, _, type_ in columns))
-        .render_derived(name="v")
-    )
-    jsonb = JSONB(none_as_null=False)
-    source = select(
-        *(v.c[name].cast(jsonb) if kind == "json" else v.c[name] for name, kind, _ in columns)
-    )
-    statement = insert(table).from_select([name for name, _, _ in columns], source)
-    return statement, tuple((name, kind) for name, kind, _ in columns)
+# ---------------------------------------------------------------- PostgreSQL JSON
 
 
 def _pg_json_text(value: Any) -> str | None:
@@ -1775,23 +1811,6 @@ def _pg_json_text(value: Any) -> str | None:
         return pg_json_dumps(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot store a value as JSON: {exc}") from exc
-
-
-def _pg_arrays(
-    columns: Sequence[tuple[str, str]],
-    rows: Sequence[dict[str, Any]],
-    json_text: Callable[[Any], str | None] = _pg_json_text,
-) -> dict[str, list[Any]]:
-    """Rows of values -> one list per column, JSON serialised, datetimes in UTC."""
-    arrays: dict[str, list[Any]] = {}
-    for name, kind in columns:
-        values = [row[name] for row in rows]
-        if kind == "json":
-            values = [json_text(v) for v in values]
-        elif kind == "timestamp":
-            values = [_utc(v) for v in values]
-        arrays[name] = values
-    return arrays
 
 
 # ---------------------------------------------------------------- SQLite JSON containment
