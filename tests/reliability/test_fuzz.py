@@ -12,6 +12,7 @@ the validator alone on mutated definitions.)
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -220,6 +221,22 @@ def _fail_errors(value: Any) -> set[str]:
     return found
 
 
+class VirtualClock:
+    """Time that a Wait skips at once: a generated Wait may legitimately last a year (a
+    garbage ``Seconds``, a ``SecondsPath`` onto a big number), and the fuzz tests what the
+    engine decides, not its patience. ``now`` still moves forward with the real clock."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        self.skipped += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
 async def _run(definition: dict[str, Any], value: Any) -> RunResult | None:
     try:
         machine = StateMachine.from_definition(definition)
@@ -227,7 +244,7 @@ async def _run(definition: dict[str, Any], value: Any) -> RunResult | None:
         assert exc.problems, "a DefinitionError names its problems"
         return None
     async with asyncio.timeout(10):
-        return await machine.run(value, resources=RESOURCES)
+        return await machine.run(value, resources=RESOURCES, clock=VirtualClock())
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
