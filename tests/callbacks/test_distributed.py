@@ -153,6 +153,10 @@ async def test_message_before_and_after_timeout(pg: SQLStore, client: QueueClien
         _, on_time = await queued(pg, client, payment(timeout=600), [{"order": 6}], "on-time")
         await until_status(pg, on_time[0].id, "WAITING")
         assert await client.depth() == 1  # its timeout job, deferred ten minutes
+        for _ in range(100):  # the job returns just after its WAITING checkpoint
+            if not fleet._running:
+                break
+            await asyncio.sleep(0.05)
         assert not fleet._running  # no worker slot held meanwhile
         sent = await send_message("payment", 6, {"amount": 2}, store=pg, client=client)
         assert sent.outcome == "queued"  # the timeout job is brought forward: it resumes now
