@@ -297,21 +297,60 @@ def _execution_values(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def _history_values(execution_id: str, record: HistoryRecord) -> dict[str, Any]:
-    return {
-        "execution_id": execution_id,
-        "sequence": record.sequence,
-        "state": record.state,
-        "type": record.type,
-        "status": record.status,
-        "input": record.input,
-        "output": _output_value(record.status, record.output),
-        "error": record.error,
-        "cause": record.cause,
-        "attempt": record.attempt,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-    }
+#: The columns of ``state_history`` in table order, as :func:`_history_tuples` builds rows.
+_HISTORY_ROW: Final = (
+    "execution_id",
+    "sequence",
+    "state",
+    "type",
+    "status",
+    "input",
+    "output",
+    "error",
+    "cause",
+    "attempt",
+    "started_at",
+    "ended_at",
+)
+if tuple(col.name for col in HISTORY.c) != _HISTORY_ROW:  # pragma: no cover
+    raise RuntimeError("state_history columns changed: update _history_tuples")
+
+
+def _history_tuples(
+    checkpoints: Sequence[Checkpoint],
+    applied: Sequence[bool],
+    json_text: Callable[[Any], str | None],
+    timestamp: Callable[[datetime | None], Any],
+) -> list[tuple[Any, ...]]:
+    """The history rows of the applied checkpoints as tuples in table order, JSON and
+    datetimes converted for the driver (no dict per row: four rows per execution)."""
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    try:
+        for cp, ok in zip(checkpoints, applied, strict=True):
+            if not ok:
+                continue
+            execution_id = cp.execution_id
+            for r in cp.history:
+                append(
+                    (
+                        execution_id,
+                        r.sequence,
+                        r.state,
+                        r.type,
+                        r.status,
+                        json_text(r.input),
+                        json_text(r.output if r.status == SUCCEEDED else _SQL_NULL),
+                        r.error,
+                        r.cause,
+                        r.attempt,
+                        timestamp(r.started_at),
+                        timestamp(r.ended_at),
+                    )
+                )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
+    return rows
 
 
 def _link_values(record: LinkRecord, now: datetime, target_batch_id: str | None) -> dict[str, Any]:
@@ -465,38 +504,42 @@ class SQLStore:
         transaction."""
         if json_text is None:
             json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
-        for chunk in _chunks(rows, _INSERT_CHUNK):
+        convert = {"json": json_text, "timestamp": self._timestamp}
+        plan = [(name, convert.get(kind)) for name, kind in _table_columns(table)]
+        await self._insert_tuples(conn, table, _row_tuples(plan, rows))
+
+    @property
+    def _timestamp(self) -> Callable[[datetime | None], Any]:
+        """A datetime as the driver takes it: SQLite, the text SQLAlchemy's DATETIME
+        writes; PostgreSQL, an aware UTC datetime."""
+        return _sqlite_timestamp if self._sqlite else _utc
+
+    async def _insert_tuples(
+        self, conn: AsyncConnection, table: Table, records: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """Insert rows given as tuples in the table's column order, values converted."""
+        for chunk in _chunks(records, _INSERT_CHUNK):
             if self._sqlite:
-                sql, plan = _sqlite_insert(table)
-                await conn.exec_driver_sql(sql, _sqlite_tuples(plan, chunk, json_text))
+                await conn.exec_driver_sql(_sqlite_insert(table), chunk)
             else:
-                await self._pg_copy(conn, table, chunk, json_text)
+                await self._pg_copy(conn, table, chunk)
 
     @staticmethod
     async def _pg_copy(
-        conn: AsyncConnection,
-        table: Table,
-        rows: Sequence[dict[str, Any]],
-        json_text: Callable[[Any], str | None],
+        conn: AsyncConnection, table: Table, records: Sequence[tuple[Any, ...]]
     ) -> None:
-        """PostgreSQL: ``COPY table (...) FROM STDIN (FORMAT binary)`` of ``rows`` on the
+        """PostgreSQL: ``COPY table (...) FROM STDIN (FORMAT binary)`` of ``records`` on the
         connection's driver, inside its transaction. Each value goes through asyncpg's
         codec for its column (JSON as text: SQLAlchemy's JSONB codec takes text), with none
         of the per-element checks asyncpg makes on array parameters, and the server takes
         the rows as COPY does (no per-row statement, multi-row heap inserts)."""
-        columns = _table_columns(table)
-        plan = [
-            (name, json_text if kind == "json" else _utc if kind == "timestamp" else None)
-            for name, kind in columns
-        ]
-        records = _row_tuples(plan, rows)
         raw = await conn.get_raw_connection()
         driver = cast(Any, raw.driver_connection)
         if not driver.is_in_transaction():  # SQLAlchemy sends BEGIN with its first statement
             await conn.exec_driver_sql("SELECT 1")
         try:
             await driver.copy_records_to_table(
-                table.name, records=records, columns=[name for name, _ in columns]
+                table.name, records=records, columns=[name for name, _ in _table_columns(table)]
             )
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _translate_driver(exc) from exc
@@ -1005,13 +1048,8 @@ class SQLStore:
                 applied = await self._checkpoints_sqlite(conn, checkpoints, now, json_text)
             else:
                 applied = await self._checkpoints_bulk(conn, checkpoints, now, json_text)
-            history = [
-                _history_values(cp.execution_id, record)
-                for cp, ok in zip(checkpoints, applied, strict=True)
-                if ok
-                for record in cp.history
-            ]
-            await self._insert(conn, HISTORY, history, json_text)
+            history = _history_tuples(checkpoints, applied, json_text, self._timestamp)
+            await self._insert_tuples(conn, HISTORY, history)
             consumed = [
                 cp.consumed_wait
                 for cp, ok in zip(checkpoints, applied, strict=True)
@@ -1638,14 +1676,31 @@ def _sqlite_rows_select(columns: tuple[tuple[str, str], ...]) -> Any:
     )
 
 
+#: "YYYY-MM-DD HH:MM:SS" per whole second since the epoch (see _sqlite_timestamp).
+_SECOND_TEXT: dict[int, str] = {}
+_SECONDS_2100: Final = 4_102_444_800.0
+
+
 def _sqlite_timestamp(value: datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, always with microseconds)."""
+    """The text SQLAlchemy's SQLite DATETIME stores (naive UTC, always with microseconds).
+
+    The text of a whole second is cached: the datetimes of one write fall in a few
+    seconds, and formatting only the microseconds takes half the time of ``isoformat``.
+    (Between 1970 and 2100 ``timestamp()`` is exact enough for its whole second.)"""
     if value is None:
         return None
-    if value.tzinfo is UTC:
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    seconds = value.timestamp()
+    if not 0.0 <= seconds < _SECONDS_2100:
         return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    whole = int(seconds)
+    prefix = _SECOND_TEXT.get(whole)
+    if prefix is None:
+        if len(_SECOND_TEXT) >= 4096:
+            _SECOND_TEXT.clear()
+        prefix = _SECOND_TEXT[whole] = value.replace(microsecond=0).isoformat(" ")[:19]
+    return f"{prefix}.{value.microsecond:06d}"
 
 
 def _sqlite_json_text(value: Any) -> str | None:
@@ -1739,26 +1794,12 @@ def _sqlite_checkpoint_statement() -> Any:
 
 
 @functools.cache
-def _sqlite_insert(table: Table) -> tuple[str, tuple[tuple[str, Any], ...]]:
-    """``INSERT INTO table (...) VALUES (?, ...)`` for the driver's ``executemany``, and each
-    column's conversion to the value SQLite stores (None: stored as given)."""
+def _sqlite_insert(table: Table) -> str:
+    """``INSERT INTO table (...) VALUES (?, ...)`` for the driver's ``executemany``."""
     columns = _table_columns(table)
     names = ", ".join(f'"{name}"' for name, _ in columns)
     marks = ", ".join("?" for _ in columns)
-    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
-    return sql, tuple((name, _SQLITE_CONVERT.get(kind)) for name, kind in columns)
-
-
-def _sqlite_tuples(
-    plan: Sequence[tuple[str, Callable[[Any], Any] | None]],
-    rows: Sequence[dict[str, Any]],
-    json_text: Callable[[Any], str | None] = _sqlite_json_text,
-) -> list[tuple[Any, ...]]:
-    """Rows as parameter tuples for :func:`_sqlite_insert` (JSON as its text, datetimes as
-    the text SQLAlchemy's SQLite DATETIME writes)."""
-    return _row_tuples(
-        [(name, json_text if fn is _sqlite_json_text else fn) for name, fn in plan], rows
-    )
+    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
 
 
 def _row_tuples(
