@@ -87,6 +87,8 @@ STATS_TTL_S = 90 * 86400
 #: Redis failures the main loop outlives (the server restarting, a network blip).
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError)
 REDIS_BACKOFF_CAP_S = 5.0
+#: How long a release waits for the writes already sent for its execution (see _release).
+RELEASE_SETTLE_S = 5.0
 #: Driver errors that mean "the database cannot be reached now" (asyncpg's names).
 _UNREACHABLE = frozenset(
     {
@@ -1100,8 +1102,16 @@ class FleetWorker(Worker):
         return {"outcome": "store unreachable", "retry_in": delay}
 
     async def _release(self, execution_id: str) -> None:
-        """Give the lease up (expire it now) so that another runner continues at once."""
+        """Give the lease up (expire it now) so that another runner continues at once.
+
+        First let the checkpoint and the lease renewal already sent for it land (a job
+        cancelled while its checkpoint was in a shared transaction still has it written):
+        either would otherwise extend the lease again after this release."""
         try:
+            if self._writer is not None:
+                await self._writer.settle(RELEASE_SETTLE_S)
+            if self._renewer is not None:
+                await self._renewer.settle(RELEASE_SETTLE_S)
             await self.store.renew_lease(
                 execution_id, self.owner, datetime.now(UTC) - timedelta(seconds=1)
             )

@@ -196,6 +196,14 @@ class GroupWriter(Generic[T, R]):
                 if not future.done():
                     future.set_result(result)
 
+    async def settle(self, within: float) -> None:
+        """Wait (at most ``within`` seconds) until the items submitted so far are written,
+        including those whose caller stopped waiting (a cancelled caller's item is still
+        written by the flush that holds it)."""
+        flushing = [task for task in self._flushers if not task.done()]
+        if flushing:
+            await asyncio.wait(flushing, timeout=within)
+
     async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         for item, future in batch:
             try:
@@ -268,6 +276,10 @@ class CheckpointWriter:
         """Create one execution (and its source link), sharing a transaction with others."""
         await self._creations.submit((record, link))
 
+    async def settle(self, within: float) -> None:
+        """Wait (at most ``within`` seconds) for the checkpoints already submitted."""
+        await self._checkpoints.settle(within)
+
 
 class LeaseRenewer:
     """Keeps the leases of every execution one runner (one owner) is advancing: a single
@@ -283,6 +295,7 @@ class LeaseRenewer:
         self.clock = clock
         self.held: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Future[None] | None = None
 
     def hold(self, execution_id: str) -> None:
         self.held.add(execution_id)
@@ -301,6 +314,13 @@ class LeaseRenewer:
             past = utc(self.clock.now() - 1)
             await self.store.renew_leases(ids, self.owner, past)
 
+    async def settle(self, within: float) -> None:
+        """Wait (at most ``within`` seconds) for a renewal already sent: it may still
+        extend a lease that was dropped after it was sent."""
+        renewing = self._renewing
+        if renewing is not None and not renewing.done():
+            await asyncio.wait([renewing], timeout=within)
+
     async def _run(self) -> None:
         interval = max(0.05, self.lease_seconds / 3)
         while self.held:
@@ -309,11 +329,15 @@ class LeaseRenewer:
             if not ids:
                 break
             until = utc(self.clock.now() + self.lease_seconds)
+            self._renewing = renewing = asyncio.get_running_loop().create_future()
             try:
                 still = await self.store.renew_leases(ids, self.owner, until)
             except Exception:  # retried next round; the version guard protects meanwhile
                 logger.warning("lease renewal of %d execution(s) failed", len(ids), exc_info=True)
                 continue
+            finally:
+                if not renewing.done():
+                    renewing.set_result(None)
             for execution_id in ids:
                 if execution_id not in still and execution_id in self.held:
                     self.held.discard(execution_id)

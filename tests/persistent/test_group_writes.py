@@ -105,3 +105,28 @@ def test_a_bad_gc_threshold_names_the_variable(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("STATEFLEET_GC_THRESHOLD", text)
     with pytest.raises(ValueError, match="STATEFLEET_GC_THRESHOLD"):
         gc_threshold()
+
+
+async def test_settle_waits_for_the_item_of_a_cancelled_caller() -> None:
+    """A worker releasing a cancelled job's lease first settles the writer: the job's
+    checkpoint, already in a shared transaction, is still written, and must land before
+    the release (or it would extend the lease again)."""
+    written: list[str] = []
+    gate = asyncio.Event()
+
+    async def write(items: list[str]) -> list[None]:
+        await gate.wait()
+        written.extend(items)
+        return [None] * len(items)
+
+    writer: GroupWriter[str, None] = GroupWriter(write)
+    caller = asyncio.create_task(writer.submit("checkpoint"))
+    await asyncio.sleep(0)
+    caller.cancel()
+    settling = asyncio.create_task(writer.settle(5.0))
+    await asyncio.sleep(0.05)
+    assert not settling.done() and written == []
+    gate.set()
+    await settling
+    assert written == ["checkpoint"]
+    await writer.settle(5.0)  # nothing in flight: returns at once
