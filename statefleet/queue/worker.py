@@ -474,23 +474,26 @@ class FleetWorker(Worker):
         args: tuple[Any, ...] = ()
         kwargs: dict[Any, Any] = {}
 
+        def serialized(success: bool, result: Any, finished_ms: int) -> bytes | None:
+            return serialize_result(
+                function_name,
+                args,
+                kwargs,
+                job_try,
+                enqueue_time_ms,
+                success,
+                result,
+                start_ms,
+                finished_ms,
+                f"{job_id}:{function_name}",
+                self.queue_name,
+                job_id=job_id,
+                serializer=self.job_serializer,
+            )
+
         async def job_failed(exc: BaseException) -> None:
             self.jobs_failed += 1
-            result_data = serialize_result(
-                function=function_name,
-                args=args,
-                kwargs=kwargs,
-                job_try=job_try,
-                enqueue_time_ms=enqueue_time_ms,
-                success=False,
-                result=exc,
-                start_ms=start_ms,
-                finished_ms=timestamp_ms(),
-                ref=f"{job_id}:{function_name}",
-                serializer=self.job_serializer,
-                queue_name=self.queue_name,
-                job_id=job_id,
-            )
+            result_data = serialized(False, exc, timestamp_ms())
             await asyncio.shield(self.finish_failed_job(job_id, result_data))
 
         if not raw:
@@ -592,21 +595,7 @@ class FleetWorker(Worker):
         )
         result_data = None
         if result is not no_result and (keep_result_forever or result_timeout_s > 0):
-            result_data = serialize_result(
-                function_name,
-                args,
-                kwargs,
-                job_try,
-                enqueue_time_ms,
-                success,
-                result,
-                start_ms,
-                finished_ms,
-                ref,
-                self.queue_name,
-                job_id=job_id,
-                serializer=self.job_serializer,
-            )
+            result_data = serialized(success, result, finished_ms)
         if self.on_job_end:
             await self.on_job_end(ctx)
         await asyncio.shield(

@@ -224,10 +224,6 @@ class CheckpointWriter:
         # for its checkpoint before it writes the next), so on PostgreSQL two transactions
         # may be in flight: one group is sent while the other commits. SQLite has a single
         # writer, so there a second transaction would only wait for the first.
-        # Checkpoints of different executions never touch the same rows (an execution waits
-        # for its checkpoint before it writes the next), so on PostgreSQL two transactions
-        # may be in flight: one group is sent while the other commits. SQLite has a single
-        # writer, so there a second transaction would only wait for the first.
         parallel = 2 if getattr(store, "dialect", None) == "postgresql" else 1
         self._checkpoints: GroupWriter[Checkpoint, bool] = GroupWriter(
             store.write_checkpoints, max_batch=max_batch, parallel=parallel

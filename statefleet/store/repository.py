@@ -389,20 +389,25 @@ def _unique_violation(exc: IntegrityError) -> str | None:
     return None
 
 
+def _duplicate(constraint: str | None, detail: str) -> BaseException | None:
+    """The statefleet error for a violation of one of our unique constraints, else None."""
+    if constraint == c.UQ_EXECUTION_NAME:
+        return DuplicateExecutionName(None, detail=detail)
+    if constraint == c.UQ_BATCH_NAME:
+        return DuplicateBatchName()
+    if constraint == c.PK_LINKED_EXECUTIONS:
+        return DuplicateLink(
+            "a target execution already has a source link" + (f" ({detail})" if detail else "")
+        )
+    return None
+
+
 def _translate(exc: BaseException) -> BaseException:
     """The statefleet exception for a SQLAlchemy/driver exception."""
     if isinstance(exc, IntegrityError):
-        constraint = _unique_violation(exc)
         detail = str(getattr(getattr(exc.orig, "__cause__", None), "detail", "") or "")
-        if constraint == c.UQ_EXECUTION_NAME:
-            return DuplicateExecutionName(None, detail=detail)
-        if constraint == c.UQ_BATCH_NAME:
-            return DuplicateBatchName()
-        if constraint == c.PK_LINKED_EXECUTIONS:
-            return DuplicateLink(
-                "a target execution already has a source link" + (f" ({detail})" if detail else "")
-            )
-        return InfrastructureError(f"store constraint violated: {exc.orig}")
+        duplicate = _duplicate(_unique_violation(exc), detail)
+        return duplicate or InfrastructureError(f"store constraint violated: {exc.orig}")
     if (
         isinstance(exc, StatementError)
         and not isinstance(exc, DBAPIError)
@@ -418,15 +423,9 @@ def _translate_driver(exc: BaseException) -> BaseException:
     """:func:`_translate` for an asyncpg exception raised outside SQLAlchemy (COPY)."""
     name = getattr(exc, "constraint_name", None)
     if getattr(exc, "sqlstate", None) == "23505" and isinstance(name, str):
-        detail = str(getattr(exc, "detail", "") or "")
-        if name == c.UQ_EXECUTION_NAME:
-            return DuplicateExecutionName(None, detail=detail)
-        if name == c.UQ_BATCH_NAME:
-            return DuplicateBatchName()
-        if name == c.PK_LINKED_EXECUTIONS:
-            return DuplicateLink(
-                "a target execution already has a source link" + (f" ({detail})" if detail else "")
-            )
+        duplicate = _duplicate(name, str(getattr(exc, "detail", "") or ""))
+        if duplicate is not None:
+            return duplicate
     if isinstance(exc, asyncpg.DataError):  # a value the column's codec refused
         return ValueError(f"cannot store a value: {exc}")
     return InfrastructureError(f"store error: {exc}")
