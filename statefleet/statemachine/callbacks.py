@@ -53,8 +53,11 @@ class ParkForCallback(Exception):
 
 
 def new_token() -> str:
-    """An opaque, unguessable task token."""
-    return secrets.token_urlsafe(32)
+    """An opaque, unguessable task token (43 URL-safe characters, 256 random bits). It
+    never starts with ``-``: a command line would take such a token for an option
+    (``statefleet task heartbeat -Tnc...``), so a leading ``-`` becomes ``_``."""
+    token = secrets.token_urlsafe(32)
+    return "_" + token[1:] if token.startswith("-") else token
 
 
 def utc(epoch: float) -> datetime:

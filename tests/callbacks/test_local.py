@@ -347,3 +347,13 @@ async def test_local_batch_ends_when_its_parked_executions_are_answered(store: S
     record = await asyncio.wait_for(batch.wait(), 20)
     assert record.status == "SUCCEEDED"
     assert record.counters == {"SUCCEEDED": 3}
+
+
+def test_tokens_never_start_like_an_option() -> None:
+    """A token is passed on command lines (``statefleet task success TOKEN``): one starting
+    with ``-`` would be taken for an option."""
+    from statefleet.statemachine.callbacks import new_token
+
+    tokens = [new_token() for _ in range(5000)]  # ~1 in 64 would start with "-" otherwise
+    assert not any(t.startswith("-") for t in tokens)
+    assert {len(t) for t in tokens} == {43} and len(set(tokens)) == len(tokens)
