@@ -10,17 +10,27 @@ deadlock upgrading a read lock) and a plain deferred ``BEGIN`` for reads.
 PostgreSQL (``asyncpg``) gets a JSON serializer that keeps floats floats through ``JSONB``
 (which stores numbers as ``numeric``: ``1e+16`` would come back as the integer
 ``10000000000000000``).
+
+Both backends write and read JSON with ``orjson`` (a C codec, ~10x the standard library's
+speed on the small documents a batch writes by the thousand), falling back to the ``json``
+module wherever the two would differ, so that what is stored and read back is exactly what
+the ``json`` module would give: values orjson does not take (sets, tuples of subclasses,
+integers beyond 64 bits, nesting deeper than 254 levels...), NaN and infinities (orjson
+writes them as ``null``; they are refused), numbers of 19 or more digits when reading
+(orjson would read a big integer as a float).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -33,6 +43,7 @@ __all__ = [
     "WRITE",
     "create_engine",
     "json_dumps",
+    "json_loads",
     "normalize_url",
     "pg_json_dumps",
 ]
@@ -73,17 +84,49 @@ def normalize_url(url: str | URL | None) -> URL:
 
 _compact = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
+#: Types orjson would write but the json module refuses or writes differently (subclasses
+#: of str, int, dict and list; dataclasses; datetimes) go to the json module.
+_ORJSON_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+_orjson_dumps = orjson.dumps
+_orjson_loads = orjson.loads
+_OrjsonDecodeError = orjson.JSONDecodeError
+
+#: A run of 19 digits: an integer that may not fit 64 bits (orjson reads it as a float).
+_LONG_NUMBER: Final = re.compile(r"\d{19}")
+
 
 def json_dumps(value: Any) -> str:
-    """Compact JSON; NaN and infinities are refused (they are not JSON)."""
-    return _compact(value)
+    """Compact JSON, as ``json.dumps(value, separators=(",", ":"), allow_nan=False)`` reads
+    it back; NaN and infinities are refused (they are not JSON)."""
+    try:
+        data = _orjson_dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError:  # not a plain JSON value (or too big or too deep): the json module
+        return _compact(value)  # writes it or raises its usual error
+    if b"null" in data:  # a None, or a NaN / infinity written as null: let json decide
+        return _compact(value)
+    return data.decode()
+
+
+def json_loads(text: str | bytes) -> Any:
+    """``json.loads``, faster: orjson unless the text may hold an integer beyond 64 bits
+    or something orjson refuses (``NaN``, ``1e400``...), which the json module reads."""
+    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode()) is None:
+        try:
+            return _orjson_loads(text)
+        except _OrjsonDecodeError:
+            pass
+    return json.loads(text)
 
 
 def pg_json_dumps(value: Any) -> str:
     """JSON for a ``JSONB`` column: like :func:`json_dumps`, but a float written with a
     positive exponent (``1e+16``) is written out in full with a ``.0`` so that PostgreSQL's
     ``numeric`` keeps a fractional digit and it reads back as a float."""
-    text = _compact(value)
+    text = json_dumps(value)
     if "e+" not in text:
         return text
     return _encode_pg(value)
@@ -116,7 +159,7 @@ def create_engine(url: str | URL | None = None, **options: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, options)
     options.setdefault("json_serializer", pg_json_dumps)
-    options.setdefault("json_deserializer", json.loads)
+    options.setdefault("json_deserializer", json_loads)
     return create_async_engine(parsed, **options)
 
 
@@ -140,7 +183,7 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> AsyncEngine:
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     options.setdefault("json_serializer", json_dumps)
-    options.setdefault("json_deserializer", json.loads)
+    options.setdefault("json_deserializer", json_loads)
     engine = create_async_engine(url, **options)
 
     @event.listens_for(engine.sync_engine, "connect")
