@@ -320,21 +320,14 @@ async def chain_source(
     store = machine.store
     # Only sources older than the batch: never the batch's own new executions.
     filter = replace(filter, limit=None, before=batch.id)
-    if unique:
-        sources = store.stream_unlinked(
-            filter,
-            target_machine_id=machine.machine_id,
-            source_state=source_state,
-            transformer=transformer,
-        )
-    else:
-        sources = store.stream_unlinked(
-            filter,
-            target_machine_id=machine.machine_id,
-            source_state=source_state,
-            transformer=transformer,
-            batch_id=batch.id,
-        )
+    sources = store.stream_chain_sources(
+        filter,
+        target_machine_id=machine.machine_id,
+        source_state=source_state,
+        transformer=transformer,
+        batch_id=None if unique else batch.id,
+        with_output=source_state is None,  # else the state's output is read per source
+    )
     chunk: list[Prepared] = []
     async for source in sources:
         value = await machine.chained_input(source, source_state, transformer)

@@ -43,6 +43,7 @@ from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus, check_m
 from statefleet.statemachine.machine import StateMachine
 from statefleet.statemachine.protocols import (
     BatchRecord,
+    ChainSource,
     Checkpoint,
     DefinitionRecord,
     ExecutionFilter,
@@ -581,7 +582,10 @@ class PersistentStateMachine:
         return source
 
     async def chained_input(
-        self, source: ExecutionRecord, source_state: str | None, transformer: str | None
+        self,
+        source: ExecutionRecord | ChainSource,
+        source_state: str | None,
+        transformer: str | None,
     ) -> Any:
         """The input a chained execution takes from ``source``."""
         if source_state is None:
@@ -609,7 +613,7 @@ class PersistentStateMachine:
 
     def link(
         self,
-        source: ExecutionRecord,
+        source: ExecutionRecord | ChainSource,
         source_state: str | None,
         transformer: str | None,
         target_id: str,

@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 __all__ = [
     "BatchRecord",
+    "ChainSource",
     "Checkpoint",
     "DeadLetterRecord",
     "DefinitionRecord",
@@ -137,6 +138,16 @@ class HistoryRecord:
     attempt: int = 0
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+class ChainSource(NamedTuple):
+    """What a chained batch reads of a source execution (:meth:`Store.stream_chain_sources`):
+    ``output`` is read only when asked for, else None."""
+
+    id: str
+    state_machine_id: str
+    status: str
+    output: Any = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -328,6 +339,21 @@ class Store(Protocol):
     ) -> AsyncIterator[ExecutionRecord]:
         """Sources with no link to ``target_machine_id`` with the same source state and
         transformer; with ``batch_id``, only links to executions of that batch count."""
+        ...
+
+    def stream_chain_sources(
+        self,
+        filter: ExecutionFilter,
+        *,
+        target_machine_id: str,
+        source_state: str | None,
+        transformer: str | None,
+        batch_id: str | None = None,
+        with_output: bool = True,
+        page_size: int = 1000,
+    ) -> AsyncIterator[ChainSource]:
+        """The sources of :meth:`stream_unlinked`, only what chaining reads of them (the
+        output only ``with_output``)."""
         ...
 
     async def history(self, execution_id: str) -> list[HistoryRecord]: ...

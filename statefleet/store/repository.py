@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -79,6 +79,7 @@ from statefleet.errors import InfrastructureError, StatefleetError
 from statefleet.statemachine.lifecycle import ExecutionStatus
 from statefleet.statemachine.protocols import (
     BatchRecord,
+    ChainSource,
     Checkpoint,
     DeadLetterRecord,
     DefinitionRecord,
@@ -750,11 +751,15 @@ class SQLStore:
         return _sqlite_contains(col, value, what)
 
     def select_executions(
-        self, filter: ExecutionFilter, *extra: ColumnElement[bool], limit: int | None = None
+        self,
+        filter: ExecutionFilter,
+        *extra: ColumnElement[bool],
+        limit: int | None = None,
+        columns: Sequence[Any] = (EXECUTIONS,),
     ) -> Any:
         """The SELECT that lists ``filter`` (public for ``bench/store_explain.py``)."""
         statement = (
-            select(EXECUTIONS).where(*self._conditions(filter), *extra).order_by(EXECUTIONS.c.id)
+            select(*columns).where(*self._conditions(filter), *extra).order_by(EXECUTIONS.c.id)
         )
         limit = filter.limit if limit is None else limit
         return statement if limit is None else statement.limit(limit)
@@ -808,6 +813,7 @@ class SQLStore:
         transformer: str | None,
         batch_id: str | None = None,
         limit: int | None = None,
+        columns: Sequence[Any] = (EXECUTIONS,),
     ) -> Any:
         """The SELECT of one page of :meth:`stream_unlinked`."""
         condition = self.unlinked_condition(
@@ -818,7 +824,7 @@ class SQLStore:
             after=filter.after,
             before=filter.before,
         )
-        return self.select_executions(filter, condition, limit=limit)
+        return self.select_executions(filter, condition, limit=limit, columns=columns)
 
     async def list_executions(self, filter: ExecutionFilter) -> list[ExecutionRecord]:
         """Executions matching ``filter``, by id (creation order); ``after``/``limit`` page."""
@@ -828,6 +834,11 @@ class SQLStore:
         async with self._transaction(write=False) as conn:
             rows = await conn.execute(statement)
             return [_execution(row) for row in rows]
+
+    async def _fetch_tuples(self, statement: Any, make: Callable[..., T]) -> list[T]:
+        async with self._transaction(write=False) as conn:
+            rows = await conn.execute(statement)
+            return [make(*row) for row in rows]
 
     async def count_executions(self, filter: ExecutionFilter) -> int:
         """How many executions match ``filter`` (``after`` applies, ``limit`` does not)."""
@@ -874,19 +885,47 @@ class SQLStore:
         async for record in self._stream(filter, page, page_size):
             yield record
 
+    async def stream_chain_sources(
+        self,
+        filter: ExecutionFilter,
+        *,
+        target_machine_id: str,
+        source_state: str | None,
+        transformer: str | None,
+        batch_id: str | None = None,
+        with_output: bool = True,
+        page_size: int = 1000,
+    ) -> AsyncIterator[ChainSource]:
+        """The sources of :meth:`stream_unlinked`, only the columns chaining reads: no
+        record with its JSON documents and datetimes to decode per source."""
+        e = EXECUTIONS.c
+        columns = (e.id, e.state_machine_id, e.status) + ((e.output,) if with_output else ())
+
+        def page(page_filter: ExecutionFilter, size: int) -> Any:
+            return self.select_unlinked(
+                page_filter, target_machine_id, source_state, transformer, batch_id, size, columns
+            )
+
+        async for source in self._stream(
+            filter, page, page_size, lambda statement: self._fetch_tuples(statement, ChainSource)
+        ):
+            yield source
+
     async def _stream(
         self,
         filter: ExecutionFilter,
         select_page: Callable[[ExecutionFilter, int], Any],
         page_size: int,
-    ) -> AsyncIterator[ExecutionRecord]:
+        fetch: Callable[[Any], Awaitable[list[Any]]] | None = None,
+    ) -> AsyncIterator[Any]:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
+        fetch = fetch or self._fetch
         remaining = filter.limit
         after = filter.after
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
-            page = await self._fetch(select_page(replace(filter, after=after), size))
+            page = await fetch(select_page(replace(filter, after=after), size))
             for record in page:
                 yield record
             if len(page) < size:

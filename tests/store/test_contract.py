@@ -13,6 +13,7 @@ from sqlalchemy import select
 from statefleet.errors import InfrastructureError
 from statefleet.statemachine.protocols import (
     BatchRecord,
+    ChainSource,
     Checkpoint,
     DefinitionRecord,
     ExecutionFilter,
@@ -587,6 +588,49 @@ async def test_links_and_unlinked_sources(store: SQLStore) -> None:
     await store.create_executions([], [link(sources[4], t6)])
     assert await unlinked_in("b3") == names(0, 1, 2, 3, 5)
     assert await store.links_to(t6.id) == [link(sources[4], t6)]
+
+    # What a chained batch streams: the same sources, only the columns chaining reads.
+    for state, transformer, batch in [
+        (None, None, None),
+        ("Validate", None, "b3"),
+        (None, "shrink", None),
+    ]:
+        filter = ExecutionFilter(state_machine_id="intake")
+        expected = [
+            r
+            async for r in store.stream_unlinked(
+                filter,
+                target_machine_id="orders",
+                source_state=state,
+                transformer=transformer,
+                batch_id=batch,
+            )
+        ]
+        for with_output in (True, False):
+            got = [
+                s
+                async for s in store.stream_chain_sources(
+                    filter,
+                    target_machine_id="orders",
+                    source_state=state,
+                    transformer=transformer,
+                    batch_id=batch,
+                    with_output=with_output,
+                    page_size=2,
+                )
+            ]
+            assert got == [
+                ChainSource(r.id, r.state_machine_id, r.status, r.output if with_output else None)
+                for r in expected
+            ]
+    limited = store.stream_chain_sources(
+        ExecutionFilter(state_machine_id="intake", limit=3),
+        target_machine_id="orders",
+        source_state=None,
+        transformer=None,
+        page_size=2,
+    )
+    assert len([s async for s in limited]) == 3
 
 
 # ---------------------------------------------------------------- claims and leases
