@@ -46,6 +46,7 @@ __all__ = [
     "json_loads",
     "normalize_url",
     "pg_json_dumps",
+    "rows_document",
 ]
 
 #: How long a SQLite writer waits for another one before failing.
@@ -109,6 +110,16 @@ def json_dumps(value: Any) -> str:
     if b"null" in data:  # a None, or a NaN / infinity written as null: let json decide
         return _compact(value)
     return data.decode()
+
+
+def rows_document(rows: list[list[Any]]) -> str:
+    """The JSON text of rows of column values that are already plain: text (JSON columns
+    serialised), integers, booleans, None. Unlike :func:`json_dumps` no check for NaN (no
+    floats), so the many nulls of such rows keep the fast path."""
+    try:
+        return _orjson_dumps(rows).decode()
+    except TypeError:
+        return _compact(rows)
 
 
 def json_loads(text: str | bytes) -> Any:

@@ -33,9 +33,11 @@ Errors
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -70,6 +72,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
@@ -93,7 +96,14 @@ from statefleet.statemachine.protocols import (
     correlation_text,
 )
 from statefleet.store import constants as c
-from statefleet.store.engine import WRITE, create_engine, json_dumps, normalize_url, pg_json_dumps
+from statefleet.store.engine import (
+    WRITE,
+    create_engine,
+    json_dumps,
+    normalize_url,
+    pg_json_dumps,
+    rows_document,
+)
 from statefleet.store.migrate import current_revision, head_revision, upgrade_engine
 from statefleet.store.models import (
     BatchRow,
@@ -449,6 +459,9 @@ class SQLStore:
         self._sqlite = self.dialect == "sqlite"
         self._checkpoint_statement = _sqlite_checkpoint_statement()
         self._claim_statement = self._build_claim_statement()
+        #: SQLite: the connection held for :meth:`_sqlite_transaction` (opened on first use).
+        self._writer: AsyncConnection | None = None
+        self._writer_opening: asyncio.Lock | None = None
 
     @property
     def url(self) -> URL:
@@ -464,6 +477,7 @@ class SQLStore:
         await self.close()
 
     async def close(self) -> None:
+        await self._drop_writer()
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -491,6 +505,65 @@ class SQLStore:
                     yield connection
         except (SQLAlchemyError, OSError) as exc:
             raise _translate(exc) from exc
+
+    async def _sqlite_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """SQLite: run ``work`` (plain ``sqlite3`` calls, no awaits) as one write transaction
+        on this store's writer connection, in that connection's thread.
+
+        Through SQLAlchemy's aiosqlite adapter every statement, cursor and commit is a round
+        trip to a connection's thread, each resumed behind whatever the event loop runs, and
+        two writers on two connections wait for SQLite's lock with the busy handler (which
+        sleeps 1, 2, 5 ... 100 ms). Here a whole transaction is one round trip, and the bulk
+        writes of this process (group commits of checkpoints, batch creations) queue on one
+        thread in order instead of waiting for each other's lock."""
+        driver = await self._writer_driver()
+
+        def transaction() -> T:
+            db: sqlite3.Connection = driver._conn
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        try:
+            result: T = await driver._execute(transaction)
+        except sqlite3.IntegrityError as exc:
+            raise _translate(DBAPIError.instance(None, None, exc, sqlite3.Error)) from exc
+        except sqlite3.Error as exc:
+            await self._drop_writer()  # the next write opens a fresh connection
+            raise _translate(DBAPIError.instance(None, None, exc, sqlite3.Error)) from exc
+        except ValueError as exc:  # aiosqlite: the connection was closed
+            await self._drop_writer()
+            raise InfrastructureError(f"store error: {exc}") from exc
+        return result
+
+    async def _writer_driver(self) -> Any:
+        """The ``aiosqlite`` connection of the writer, opened (from the pool) on first use."""
+        if self._writer is None:
+            if self._writer_opening is None:
+                self._writer_opening = asyncio.Lock()
+            async with self._writer_opening:
+                if self._writer is None:
+                    try:
+                        connection = await self.engine.connect()
+                    except (SQLAlchemyError, OSError) as exc:
+                        raise _translate(exc) from exc
+                    self._writer = connection
+        raw = await self._writer.get_raw_connection()
+        return raw.driver_connection
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                await writer.close()
+            except Exception:  # already broken: nothing to give back
+                logger.debug("closing the SQLite writer connection failed", exc_info=True)
 
     async def _insert(
         self,
@@ -636,6 +709,9 @@ class SQLStore:
         rows = [_execution_values(record, now) for record in executions]
         batch_of = {record.id: record.batch_id for record in executions}
         try:
+            if self._sqlite and all(link.target_execution_id in batch_of for link in links):
+                await self._create_sqlite_direct(rows, links, batch_of, now)
+                return
             async with self._transaction(write=True) as conn:
                 await self._insert(conn, EXECUTIONS, rows)
                 if links:
@@ -654,6 +730,31 @@ class SQLStore:
             raise DuplicateExecutionName(
                 machine, [name for _, name in taken], detail=str(exc)
             ) from exc.__cause__
+
+    async def _create_sqlite_direct(
+        self,
+        rows: Sequence[dict[str, Any]],
+        links: Sequence[LinkRecord],
+        batch_of: dict[str, str | None],
+        now: datetime,
+    ) -> None:
+        """SQLite: :meth:`create_executions` whose links all point at executions of the same
+        call, as one round trip to the writer (rows converted here, ``executemany`` there)."""
+        json_text = _memo_json(_sqlite_json_text)
+        executions = _row_tuples(_sqlite_plan(EXECUTIONS, json_text), rows)
+        link_rows = _row_tuples(
+            _sqlite_plan(LINKS, json_text),
+            [_link_values(link, now, batch_of.get(link.target_execution_id)) for link in links],
+        )
+        insert_executions, insert_links = _sqlite_insert(EXECUTIONS), _sqlite_insert(LINKS)
+
+        def work(db: sqlite3.Connection) -> None:
+            if executions:
+                db.executemany(insert_executions, executions)
+            if link_rows:
+                db.executemany(insert_links, link_rows)
+
+        await self._sqlite_transaction(work)
 
     @staticmethod
     async def _add_batches_of(
@@ -1081,6 +1182,8 @@ class SQLStore:
         # One memo for the whole write: a checkpoint's data and output are mostly the
         # objects its last history rows hold.
         json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
+        if self._sqlite and all(cp.consumed_wait is None for cp in checkpoints):
+            return await self._checkpoints_sqlite_direct(checkpoints, now, json_text)
         async with self._transaction(write=True) as conn:
             if self._sqlite:
                 applied = await self._checkpoints_sqlite(conn, checkpoints, now, json_text)
@@ -1119,6 +1222,52 @@ class SQLStore:
             for index in round_:
                 applied[index] = checkpoints[index].execution_id in done
         return applied
+
+    async def _checkpoints_sqlite_direct(
+        self,
+        checkpoints: Sequence[Checkpoint],
+        now: datetime,
+        json_text: Callable[[Any], str | None],
+    ) -> list[bool]:
+        """SQLite: :meth:`write_checkpoints` (without consumed waits) as one round trip to
+        the writer: every parameter is prepared here; there, the UPDATE of each round (see
+        :meth:`_checkpoints_sqlite`), then the history rows of the checkpoints that applied,
+        then the commit."""
+        sql, constants = _sqlite_checkpoint_sql()
+        now_text = _sqlite_timestamp(now)
+        rounds = [
+            (
+                round_,
+                {
+                    **constants,
+                    "now": now_text,
+                    "rows": _sqlite_rows(
+                        _CHECKPOINT_COLUMNS,
+                        [_checkpoint_params(checkpoints[index], now) for index in round_],
+                        json_text,
+                    ),
+                },
+            )
+            for round_ in _rounds(checkpoints)
+        ]
+        history = [
+            _history_tuples([cp], (True,), json_text, _sqlite_timestamp) for cp in checkpoints
+        ]
+        ids = [cp.execution_id for cp in checkpoints]
+        insert_history = _sqlite_insert(HISTORY)
+
+        def work(db: sqlite3.Connection) -> list[bool]:
+            applied = [False] * len(ids)
+            for round_, params in rounds:
+                done = {row[0] for row in db.execute(sql, params)}
+                for index in round_:
+                    applied[index] = ids[index] in done
+            rows = [row for index, ok in enumerate(applied) if ok for row in history[index]]
+            if rows:
+                db.executemany(insert_history, rows)
+            return applied
+
+        return await self._sqlite_transaction(work)
 
     async def _checkpoints_bulk(
         self,
@@ -1781,7 +1930,7 @@ def _sqlite_rows(
     convert = {**_SQLITE_CONVERT, "json": json_text}
     plan = [(name, convert.get(kind)) for name, kind in columns]
     try:
-        return json_dumps(
+        return rows_document(
             [[row[name] if fn is None else fn(row[name]) for name, fn in plan] for row in rows]
         )
     except (TypeError, ValueError) as exc:
@@ -1829,6 +1978,26 @@ def _sqlite_checkpoint_statement() -> Any:
     return _checkpoint_update(
         _sqlite_rows_select(_CHECKPOINT_COLUMNS).subquery("v"), lambda value: value
     )
+
+
+@functools.cache
+def _sqlite_checkpoint_sql() -> tuple[str, dict[str, Any]]:
+    """The checkpoint UPDATE as SQL text for the driver, with its constant parameters (the
+    rows document and ``now`` are bound per call)."""
+    compiled = _sqlite_checkpoint_statement().compile(dialect=_SQLITE_NAMED)
+    constants = {k: v for k, v in compiled.params.items() if k not in ("rows", "now")}
+    return compiled.string, constants
+
+
+_SQLITE_NAMED: Final = sqlite_dialect.dialect(paramstyle="named")
+
+
+def _sqlite_plan(
+    table: Table, json_text: Callable[[Any], str | None]
+) -> list[tuple[str, Callable[[Any], Any] | None]]:
+    """The conversion of each column of ``table`` for the SQLite driver, in table order."""
+    convert = {"json": json_text, "timestamp": _sqlite_timestamp}
+    return [(name, convert.get(kind)) for name, kind in _table_columns(table)]
 
 
 @functools.cache
