@@ -260,10 +260,9 @@ class HistoryRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (
-        PrimaryKeyConstraint("execution_id", "sequence", name=c.PK_STATE_HISTORY),
-        ForeignKeyConstraint(["execution_id"], [f"{c.EXECUTIONS}.id"], ondelete="CASCADE"),
-    )
+    # No foreign key to executions (a check per row inserted): rows are written only in the
+    # transaction of their execution's applied checkpoint, and purged with it.
+    __table_args__ = (PrimaryKeyConstraint("execution_id", "sequence", name=c.PK_STATE_HISTORY),)
 
 
 class LinkRow(Base):
@@ -283,10 +282,10 @@ class LinkRow(Base):
     transformer: Mapped[str] = mapped_column(String(), server_default=text("''"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    # No foreign keys (two checks per link): links are written with their target, after
+    # create_executions checked that both executions exist, and purged with either.
     __table_args__ = (
         PrimaryKeyConstraint("target_execution_id", name=c.PK_LINKED_EXECUTIONS),
-        ForeignKeyConstraint(["source_execution_id"], [f"{c.EXECUTIONS}.id"], ondelete="CASCADE"),
-        ForeignKeyConstraint(["target_execution_id"], [f"{c.EXECUTIONS}.id"], ondelete="CASCADE"),
         # links_from, and the NOT EXISTS of unlinked sources (index-only).
         Index(
             "ix_linked_executions_source",

@@ -78,7 +78,7 @@ from sqlalchemy.engine import URL, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from statefleet.errors import InfrastructureError, StatefleetError
+from statefleet.errors import InfrastructureError, NotFoundError, StatefleetError
 from statefleet.statemachine.lifecycle import ExecutionStatus
 from statefleet.statemachine.protocols import (
     BatchRecord,
@@ -362,6 +362,22 @@ def _history_tuples(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot store a value as JSON: {exc}") from exc
     return rows
+
+
+def _check_link_ends(
+    links: Sequence[LinkRecord], created: dict[str, str | None], sources: set[str]
+) -> None:
+    """Refuse links whose source or target execution does not exist: ``created`` holds the
+    executions created by the call and the targets found in the store, ``sources`` the
+    sources found in the store."""
+    for link in links:
+        if link.target_execution_id not in created:
+            raise NotFoundError(
+                f"cannot link to execution {link.target_execution_id!r}: it does not exist"
+            )
+        source = link.source_execution_id
+        if source not in sources and source not in created:
+            raise NotFoundError(f"cannot link from execution {source!r}: it does not exist")
 
 
 def _link_values(record: LinkRecord, now: datetime, target_batch_id: str | None) -> dict[str, Any]:
@@ -718,6 +734,9 @@ class SQLStore:
                     await self._add_batches_of(
                         conn, [link.target_execution_id for link in links], batch_of
                     )
+                    _check_link_ends(
+                        links, batch_of, await self._existing_sources(conn, links, batch_of)
+                    )
                     link_rows = [
                         _link_values(link, now, batch_of.get(link.target_execution_id))
                         for link in links
@@ -748,13 +767,39 @@ class SQLStore:
         )
         insert_executions, insert_links = _sqlite_insert(EXECUTIONS), _sqlite_insert(LINKS)
 
+        sources = [
+            i
+            for i in dict.fromkeys(link.source_execution_id for link in links)
+            if i not in batch_of
+        ]
+
         def work(db: sqlite3.Connection) -> None:
+            found: set[str] = set()
+            for chunk in _chunks(sources, _IN_CHUNK):
+                marks = ", ".join("?" * len(chunk))
+                query = f"SELECT id FROM executions WHERE id IN ({marks})"
+                found.update(execution_id for (execution_id,) in db.execute(query, chunk))
+            _check_link_ends(links, batch_of, found)
             if executions:
                 db.executemany(insert_executions, executions)
             if link_rows:
                 db.executemany(insert_links, link_rows)
 
         await self._sqlite_transaction(work)
+
+    @staticmethod
+    async def _existing_sources(
+        conn: AsyncConnection, links: Sequence[LinkRecord], created: dict[str, str | None]
+    ) -> set[str]:
+        """Which link sources not created by this call exist (links have no foreign key)."""
+        wanted = [
+            i for i in dict.fromkeys(link.source_execution_id for link in links) if i not in created
+        ]
+        found: set[str] = set()
+        for chunk in _chunks(wanted, _IN_CHUNK):
+            rows = await conn.execute(select(EXECUTIONS.c.id).where(EXECUTIONS.c.id.in_(chunk)))
+            found.update(execution_id for (execution_id,) in rows)
+        return found
 
     @staticmethod
     async def _add_batches_of(
@@ -1707,18 +1752,37 @@ class SQLStore:
         return count
 
     async def purge_executions(self, *, ended_before: datetime) -> int:
-        """Delete ended executions that ended before ``ended_before``; their history and
-        links go with them (ON DELETE CASCADE). Dead letters are kept, and so are the
-        executions they name (a dead letter is retried by redriving its execution)."""
+        """Delete ended executions that ended before ``ended_before``, with their history
+        and links (in the same transaction; their waits go by ON DELETE CASCADE). Dead
+        letters are kept, and so are the executions they name (a dead letter is retried by
+        redriving its execution)."""
         t = EXECUTIONS
         d = DEAD_LETTERS
         terminal = [s.value for s in ExecutionStatus if s.value not in ACTIVE]
         lettered = exists().where(d.c.execution_id == t.c.id)
+        purged = (t.c.status.in_(terminal), t.c.ended_at < ended_before, ~lettered)
         async with self._transaction(write=True) as conn:
-            result = await conn.execute(
-                delete(t).where(t.c.status.in_(terminal), t.c.ended_at < ended_before, ~lettered)
+            if self._sqlite:  # the transaction is the only writer: the same rows each time
+                ids = select(t.c.id).where(*purged)
+                await conn.execute(delete(HISTORY).where(HISTORY.c.execution_id.in_(ids)))
+                await conn.execute(delete(LINKS).where(LINKS.c.source_execution_id.in_(ids)))
+                await conn.execute(delete(LINKS).where(LINKS.c.target_execution_id.in_(ids)))
+                result = await conn.execute(delete(t).where(*purged))
+                return int(result.rowcount)
+            # PostgreSQL: one statement, so that history and links go with exactly the
+            # executions deleted (one redriven meanwhile is neither).
+            gone = delete(t).where(*purged).returning(t.c.id).cte("gone")
+            gone_ids = select(gone.c.id)
+            statement = (
+                select(func.count())
+                .select_from(gone)
+                .add_cte(
+                    delete(HISTORY).where(HISTORY.c.execution_id.in_(gone_ids)).cte("history"),
+                    delete(LINKS).where(LINKS.c.source_execution_id.in_(gone_ids)).cte("sources"),
+                    delete(LINKS).where(LINKS.c.target_execution_id.in_(gone_ids)).cte("targets"),
+                )
             )
-        return int(result.rowcount)
+            return int((await conn.execute(statement)).scalar_one())
 
 
 # ---------------------------------------------------------------- wait helpers

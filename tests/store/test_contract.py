@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from statefleet.errors import InfrastructureError
+from statefleet.errors import InfrastructureError, NotFoundError
 from statefleet.statemachine.protocols import (
     BatchRecord,
     ChainSource,
@@ -634,6 +634,68 @@ async def test_links_and_unlinked_sources(store: SQLStore) -> None:
 
 
 # ---------------------------------------------------------------- claims and leases
+
+
+async def test_links_need_both_executions(store: SQLStore) -> None:
+    source = execution("intake", status="SUCCEEDED", output={})
+    earlier = execution("orders")
+    await store.create_executions([source, earlier])
+    ghost = execution("intake")  # never created
+    target = execution("orders")
+    # A source that does not exist, with the target created by the same call (SQLite's
+    # one-round-trip path) and with a target created earlier: nothing is written.
+    with pytest.raises(NotFoundError, match=f"cannot link from execution '{ghost.id}'"):
+        await store.create_executions([target], [link(ghost, target)])
+    assert await store.get_execution(target.id) is None
+    with pytest.raises(NotFoundError, match=f"cannot link from execution '{ghost.id}'"):
+        await store.create_executions([], [link(ghost, earlier)])
+    # A target that does not exist.
+    with pytest.raises(NotFoundError, match=f"cannot link to execution '{target.id}'"):
+        await store.create_executions([], [link(source, target)])
+    assert await store.links_from(source.id) == []
+    # Both ends exist: a source created by the same call, or earlier.
+    first = execution("orders")
+    await store.create_executions([target, first], [link(source, target), link(target, first)])
+    await store.create_executions([], [link(source, earlier)])
+    assert {x.target_execution_id for x in await store.links_from(source.id)} == {
+        target.id,
+        earlier.id,
+    }
+    assert await store.links_from(target.id) == [link(target, first)]
+
+
+async def test_purge_deletes_history_and_links_with_their_executions(store: SQLStore) -> None:
+    day = timedelta(days=1)
+    parent = execution("intake", status="SUCCEEDED", ended_at=T0 + day, output={})
+    old = execution("orders", status="QUEUED")
+    kept = execution("orders", status="QUEUED")
+    child = execution("billing")
+    await store.create_executions([parent])
+    await store.create_executions(
+        [old, kept, child], [link(parent, old), link(parent, kept), link(old, child)]
+    )
+    for record, ended in ((old, T0), (kept, T0 + 2 * day)):
+        done = checkpoint(
+            record,
+            0,
+            status="SUCCEEDED",
+            current_state=None,
+            output={},
+            ended_at=ended,
+            history=[history(record.id, 1, "A"), history(record.id, 2, "B")],
+        )
+        assert await store.write_checkpoints([done]) == [True]
+
+    assert await store.purge_executions(ended_before=T0 + day / 2) == 1
+
+    assert await store.get_execution(old.id) is None
+    assert await store.history(old.id) == []
+    assert await store.links_to(old.id) == [] and await store.links_from(old.id) == []
+    assert await store.links_to(child.id) == []  # the link from the purged source
+    assert [h.sequence for h in await store.history(kept.id)] == [1, 2]
+    assert await store.links_to(kept.id) == [link(parent, kept)]
+    assert await store.get_execution(child.id) is not None
+    assert await store.get_execution(parent.id) is not None
 
 
 async def test_claim_takes_a_free_lease(store: SQLStore) -> None:

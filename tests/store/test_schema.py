@@ -11,19 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from statefleet.statemachine.protocols import ExecutionFilter
+from statefleet.statemachine.protocols import Checkpoint, ExecutionFilter, LinkRecord
 from statefleet.store import open_store, upgrade
 from statefleet.store.constants import DEFAULT_URL, TABLES, VERSION_TABLE
 from statefleet.store.engine import create_engine, normalize_url
-from statefleet.store.migrate import head_revision, include_object_for
+from statefleet.store.migrate import (
+    alembic_config,
+    head_revision,
+    include_object_for,
+    upgrade_engine,
+)
 from statefleet.store.models import metadata
+from statefleet.store.repository import SQLStore
 from tests.services import PostgresServer
-from tests.store.conftest import execution
+from tests.store.conftest import execution, history
 
 
 @pytest.fixture
@@ -262,3 +269,83 @@ def test_urls_get_an_async_driver(given: str | None, expected: str) -> None:
 def test_unsupported_urls_are_refused() -> None:
     with pytest.raises(ValueError, match=r"SQLite .* or PostgreSQL"):
         normalize_url("mysql://u@h/db")
+
+
+def _foreign_keys(connection: Connection) -> dict[str, list[str]]:
+    inspector = inspect(connection)
+    return {
+        table: sorted(fk["constrained_columns"][0] for fk in inspector.get_foreign_keys(table))
+        for table in ("state_history", "linked_executions")
+    }
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(alembic_config(connection=connection), revision)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_0003_drops_the_history_and_link_foreign_keys_and_keeps_the_rows(
+    backend: str, tmp_path: Path, empty_pg_database: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else empty_pg_database
+    engine = create_engine(url)
+    store = SQLStore(engine)
+    try:
+        await upgrade_engine(engine, "0002")
+        source = execution("intake", status="SUCCEEDED", output={"n": 1})
+        target = execution("orders")
+        await store.create_executions([source])
+        await store.create_executions(
+            [target],
+            [
+                LinkRecord(
+                    source_execution_id=source.id,
+                    source_machine_id="intake",
+                    source_state=None,
+                    transformer=None,
+                    target_execution_id=target.id,
+                    target_machine_id="orders",
+                )
+            ],
+        )
+        done = Checkpoint(
+            execution_id=target.id,
+            expected_version=0,
+            owner=None,
+            status="SUCCEEDED",
+            current_state=None,
+            data={},
+            variables={},
+            output={"ok": True},
+            history=[history(target.id, 1, "A"), history(target.id, 2, "B")],
+        )
+        assert await store.write_checkpoints([done]) == [True]
+        async with engine.connect() as conn:
+            before = await conn.run_sync(_foreign_keys)
+        assert before == {
+            "state_history": ["execution_id"],
+            "linked_executions": ["source_execution_id", "target_execution_id"],
+        }
+
+        await upgrade_engine(engine)
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_foreign_keys) == {
+                "state_history": [],
+                "linked_executions": [],
+            }
+        assert [h.sequence for h in await store.history(target.id)] == [1, 2]
+        assert [link.target_execution_id for link in await store.links_from(source.id)] == [
+            target.id
+        ]
+
+        # Down again: rows whose execution is gone are dropped, the keys come back.
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DELETE FROM executions WHERE id = '{source.id}'"))
+            await conn.run_sync(_downgrade, "0002")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_foreign_keys) == before
+        assert await store.links_to(target.id) == []
+        assert [h.sequence for h in await store.history(target.id)] == [1, 2]
+    finally:
+        await store.close()
