@@ -551,10 +551,10 @@ class SQLStore:
         except sqlite3.IntegrityError as exc:
             raise _translate(DBAPIError.instance(None, None, exc, sqlite3.Error)) from exc
         except sqlite3.Error as exc:
-            await self._drop_writer()  # the next write opens a fresh connection
+            await self._drop_writer(broken=True)  # the next write opens a fresh connection
             raise _translate(DBAPIError.instance(None, None, exc, sqlite3.Error)) from exc
         except ValueError as exc:  # aiosqlite: the connection was closed
-            await self._drop_writer()
+            await self._drop_writer(broken=True)
             raise InfrastructureError(f"store error: {exc}") from exc
         return result
 
@@ -573,10 +573,13 @@ class SQLStore:
         raw = await self._writer.get_raw_connection()
         return raw.driver_connection
 
-    async def _drop_writer(self) -> None:
+    async def _drop_writer(self, *, broken: bool = False) -> None:
+        """Give the writer connection back (``broken``: discard it, never to be reused)."""
         writer, self._writer = self._writer, None
         if writer is not None:
             try:
+                if broken:
+                    await writer.invalidate()
                 await writer.close()
             except Exception:  # already broken: nothing to give back
                 logger.debug("closing the SQLite writer connection failed", exc_info=True)

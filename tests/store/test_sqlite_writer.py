@@ -1,0 +1,92 @@
+"""SQLite's writer connection: the bulk writes of a store (creations, group commits) run as
+one round trip each to one held connection. It recovers when that connection breaks, its
+errors are translated like any other, and two stores (processes) on one file still take
+turns through SQLite's lock."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from statefleet.errors import InfrastructureError
+from statefleet.statemachine.protocols import Checkpoint, ExecutionFilter
+from statefleet.store import DuplicateExecutionName, SQLStore, open_store
+from tests.store.conftest import execution, history
+
+
+def finished(execution_id: str) -> Checkpoint:
+    return Checkpoint(
+        execution_id=execution_id,
+        expected_version=0,
+        owner=None,
+        status="SUCCEEDED",
+        current_state=None,
+        data={},
+        variables={},
+        output={"ok": True},
+        history=[history(execution_id, 1, "A"), history(execution_id, 2, "B")],
+    )
+
+
+async def test_a_broken_writer_connection_fails_one_write_and_is_replaced(
+    tmp_path: Path,
+) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        first = execution()
+        await store.create_executions([first])
+        driver = await store._writer_driver()
+        await driver.close()  # the connection dies under the store
+
+        lost = execution()
+        with pytest.raises(InfrastructureError):
+            await store.create_executions([lost])
+        assert await store.get_execution(lost.id) is None
+
+        again = execution()
+        await store.create_executions([again])  # a fresh writer connection
+        assert await store.write_checkpoints([finished(again.id)]) == [True]
+        got = await store.get_execution(again.id)
+        assert got is not None and got.status == "SUCCEEDED"
+        assert [h.sequence for h in await store.history(again.id)] == [1, 2]
+    finally:
+        await store.close()
+
+
+async def test_writer_errors_are_translated_and_roll_back(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'e.db'}")
+    try:
+        taken = execution("m", "taken")
+        await store.create_executions([taken])
+        fresh = execution("m", "fresh")
+        with pytest.raises(DuplicateExecutionName) as caught:
+            await store.create_executions([fresh, execution("m", "taken")])
+        assert caught.value.names == ("taken",)
+        assert await store.get_execution(fresh.id) is None  # the whole call rolled back
+        await store.create_executions([fresh])  # and the writer goes on
+        assert await store.get_execution(fresh.id) is not None
+    finally:
+        await store.close()
+
+
+async def test_two_stores_on_one_file_take_turns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores: list[SQLStore] = [await open_store(url), await open_store(url)]
+    try:
+
+        async def work(store: SQLStore, n: int) -> None:
+            for round_ in range(20):
+                records = [execution(f"m{n}", f"{round_}-{i}") for i in range(50)]
+                await store.create_executions(records)
+                applied = await store.write_checkpoints([finished(r.id) for r in records])
+                assert applied == [True] * 50
+
+        await asyncio.gather(*(work(store, n) for n, store in enumerate(stores)))
+        for n in range(2):
+            counts = await stores[0].count_by_status(ExecutionFilter(state_machine_id=f"m{n}"))
+            assert counts == {"SUCCEEDED": 1000}
+    finally:
+        for store in stores:
+            await store.close()
