@@ -280,32 +280,74 @@ def _kept_message(row: Row[Any]) -> MessageRecord:
     return MessageRecord(**values)
 
 
-def _execution_values(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "state_machine_id": record.state_machine_id,
-        "version": record.version,
-        "name": record.name,
-        "batch_id": record.batch_id,
-        "status": record.status,
-        "current_state": record.current_state,
-        "input": record.input,
-        "data": record.data,
-        "variables": record.variables if record.variables is not None else {},
-        "output": _output_value(record.status, record.output),
-        "error": record.error,
-        "cause": record.cause,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "lease_owner": record.lease_owner,
-        "lease_expires_at": record.lease_expires_at,
-        "row_version": record.row_version,
-        "history_seq": record.history_seq,
-        "redrive_count": record.redrive_count,
-        "created_at": record.created_at or now,
-        "updated_at": record.updated_at or now,
-        "wake_at": record.wake_at,
-    }
+#: The columns of ``executions`` in table order, as :func:`_execution_row` builds rows.
+_EXECUTION_ROW: Final = (
+    "id",
+    "state_machine_id",
+    "version",
+    "name",
+    "batch_id",
+    "status",
+    "current_state",
+    "input",
+    "data",
+    "variables",
+    "output",
+    "error",
+    "cause",
+    "started_at",
+    "ended_at",
+    "lease_owner",
+    "lease_expires_at",
+    "row_version",
+    "history_seq",
+    "redrive_count",
+    "created_at",
+    "updated_at",
+    "wake_at",
+)
+if tuple(col.name for col in EXECUTIONS.c) != _EXECUTION_ROW:  # pragma: no cover
+    raise RuntimeError("executions columns changed: update _execution_row")
+
+
+def _execution_row(
+    record: ExecutionRecord,
+    now: datetime,
+    json_text: Callable[[Any], str | None],
+    timestamp: Callable[[datetime | None], Any],
+) -> tuple[Any, ...]:
+    """A new execution's row in table order, JSON and datetimes converted for the driver."""
+    status = record.status
+    try:
+        return (
+            record.id,
+            record.state_machine_id,
+            record.version,
+            record.name,
+            record.batch_id,
+            status,
+            record.current_state,
+            json_text(record.input),
+            json_text(record.data),
+            json_text(record.variables if record.variables is not None else {}),
+            json_text(record.output if status == SUCCEEDED else _SQL_NULL),
+            record.error,
+            record.cause,
+            timestamp(record.started_at),
+            timestamp(record.ended_at),
+            record.lease_owner,
+            timestamp(record.lease_expires_at),
+            record.row_version,
+            record.history_seq,
+            record.redrive_count,
+            timestamp(record.created_at or now),
+            timestamp(record.updated_at or now),
+            timestamp(record.wake_at),
+        )
+    except _NotJSON:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise _NotJSON(f"cannot store a value as JSON: {exc}") from exc
 
 
 #: The columns of ``state_history`` in table order, as :func:`_history_tuples` builds rows.
@@ -359,8 +401,10 @@ def _history_tuples(
                         timestamp(r.ended_at),
                     )
                 )
+    except _NotJSON:
+        raise
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
+        raise _NotJSON(f"cannot store a value as JSON: {exc}") from exc
     return rows
 
 
@@ -725,14 +769,16 @@ class SQLStore:
                 raise DuplicateExecutionName(record.state_machine_id, [record.name])
             seen.add(key)
         now = _now()
-        rows = [_execution_values(record, now) for record in executions]
+        json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
+        timestamp = self._timestamp
+        rows = [_execution_row(record, now, json_text, timestamp) for record in executions]
         batch_of = {record.id: record.batch_id for record in executions}
         try:
             if self._sqlite and all(link.target_execution_id in batch_of for link in links):
                 await self._create_sqlite_direct(rows, links, batch_of, now)
                 return
             async with self._transaction(write=True) as conn:
-                await self._insert(conn, EXECUTIONS, rows)
+                await self._insert_tuples(conn, EXECUTIONS, rows)
                 if links:
                     await self._add_batches_of(
                         conn, [link.target_execution_id for link in links], batch_of
@@ -755,17 +801,15 @@ class SQLStore:
 
     async def _create_sqlite_direct(
         self,
-        rows: Sequence[dict[str, Any]],
+        executions: Sequence[tuple[Any, ...]],
         links: Sequence[LinkRecord],
         batch_of: dict[str, str | None],
         now: datetime,
     ) -> None:
         """SQLite: :meth:`create_executions` whose links all point at executions of the same
         call, as one round trip to the writer (rows converted here, ``executemany`` there)."""
-        json_text = _memo_json(_sqlite_json_text)
-        executions = _row_tuples(_sqlite_plan(EXECUTIONS, json_text), rows)
         link_rows = _row_tuples(
-            _sqlite_plan(LINKS, json_text),
+            _sqlite_plan(LINKS, _sqlite_json_text),
             [_link_values(link, now, batch_of.get(link.target_execution_id)) for link in links],
         )
         insert_executions, insert_links = _sqlite_insert(EXECUTIONS), _sqlite_insert(LINKS)
@@ -1263,8 +1307,7 @@ class SQLStore:
         :func:`_rounds`), the version and lease guard in its WHERE clause."""
         applied = [False] * len(checkpoints)
         for round_ in _rounds(checkpoints):
-            rows = [_checkpoint_params(checkpoints[index], now) for index in round_]
-            doc = _sqlite_rows(_CHECKPOINT_COLUMNS, rows, json_text)
+            doc = _checkpoints_document(checkpoints, round_, json_text)
             result = await conn.execute(self._checkpoint_statement, {"rows": doc, "now": now})
             done = {row[0] for row in result}
             for index in round_:
@@ -1289,11 +1332,7 @@ class SQLStore:
                 {
                     **constants,
                     "now": now_text,
-                    "rows": _sqlite_rows(
-                        _CHECKPOINT_COLUMNS,
-                        [_checkpoint_params(checkpoints[index], now) for index in round_],
-                        json_text,
-                    ),
+                    "rows": _checkpoints_document(checkpoints, round_, json_text),
                 },
             )
             for round_ in _rounds(checkpoints)
@@ -1328,17 +1367,8 @@ class SQLStore:
         one checkpoint per execution, so repeated executions apply in order."""
         applied = [False] * len(checkpoints)
         for round_ in _rounds(checkpoints):
-            params: dict[str, list[Any]] = {name: [] for name in _BULK_COLUMNS}
-            for index in round_:
-                for name, value in _checkpoint_params(checkpoints[index], now).items():
-                    if name in params:
-                        params[name].append(value)
-            for name in ("data", "variables", "output"):
-                params[name] = [json_text(v) for v in params[name]]
-            params["ended_at"] = [_utc(v) for v in params["ended_at"]]
-            params["lease_expires_at"] = [_utc(v) for v in params["lease_expires_at"]]
-            params["wake_at"] = [_utc(v) for v in params["wake_at"]]
-            params["started_at"] = [_utc(v) for v in params["started_at"]]
+            rows = [_checkpoint_row(checkpoints[index], json_text, _utc) for index in round_]
+            params = dict(zip(_BULK_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
             result = await conn.execute(_BULK_CHECKPOINT, {**params, "now": now})
             done = {row[0] for row in result}
             for index in round_:
@@ -1827,29 +1857,52 @@ def _wait_values(record: WaitRecord) -> dict[str, Any]:
 _SQL_NULL = null()
 
 
-def _checkpoint_params(cp: Checkpoint, now: datetime) -> dict[str, Any]:
+def _checkpoint_row(
+    cp: Checkpoint,
+    json_text: Callable[[Any], str | None],
+    timestamp: Callable[[datetime | None], Any],
+) -> list[Any]:
+    """A checkpoint's values in :data:`_CHECKPOINT_COLUMNS` order, JSON and datetimes
+    converted for the driver (no dict per checkpoint)."""
     release = cp.release_lease
-    return {
-        "execution_id": cp.execution_id,
-        "expected_version": cp.expected_version,
-        "owner": cp.owner,
-        "status": cp.status,
-        "current_state": cp.current_state,
-        "data": cp.data,
-        "variables": cp.variables if cp.variables is not None else {},
-        "output": cp.output if cp.status == SUCCEEDED else _SQL_NULL,
-        "error": cp.error,
-        "cause": cp.cause,
-        "ended_at": cp.ended_at,
-        "history_seq": max((h.sequence for h in cp.history), default=None),
-        "keep_expiry": cp.lease_expires_at is None and not release,
-        "lease_expires_at": cp.lease_expires_at,
-        "release": release,
-        "redrive_count": cp.redrive_count,
-        "wake_at": cp.wake_at,
-        "started_at": cp.started_at,
-        "now": now,
-    }
+    history = cp.history
+    try:
+        return [
+            cp.execution_id,
+            cp.expected_version,
+            cp.owner,
+            cp.status,
+            cp.current_state,
+            json_text(cp.data),
+            json_text(cp.variables if cp.variables is not None else {}),
+            json_text(cp.output if cp.status == SUCCEEDED else _SQL_NULL),
+            cp.error,
+            cp.cause,
+            timestamp(cp.ended_at),
+            max(h.sequence for h in history) if history else None,
+            cp.lease_expires_at is None and not release,
+            timestamp(cp.lease_expires_at),
+            release,
+            cp.redrive_count,
+            timestamp(cp.wake_at),
+            timestamp(cp.started_at),
+        ]
+    except _NotJSON:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise _NotJSON(f"cannot store a value as JSON: {exc}") from exc
+
+
+def _checkpoints_document(
+    checkpoints: Sequence[Checkpoint],
+    indexes: Sequence[int],
+    json_text: Callable[[Any], str | None],
+) -> str:
+    """SQLite: the rows of these checkpoints as the JSON document :func:`_sqlite_rows_select`
+    unpacks (JSON columns as their text)."""
+    return rows_document(
+        [_checkpoint_row(checkpoints[index], json_text, _sqlite_timestamp) for index in indexes]
+    )
 
 
 def _rounds(checkpoints: Sequence[Checkpoint]) -> list[list[int]]:
@@ -1957,6 +2010,10 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
     return f"{prefix}.{value.microsecond:06d}"
 
 
+class _NotJSON(ValueError):
+    """A value the store cannot write as JSON (raised once, with the json module's reason)."""
+
+
 def _sqlite_json_text(value: Any) -> str | None:
     return None if value is _SQL_NULL else json_dumps(value)
 
@@ -1980,28 +2037,6 @@ def _memo_json(encode: Callable[[Any], str | None]) -> Callable[[Any], str | Non
         return encode(value)
 
     return memo_encode
-
-
-_SQLITE_CONVERT: Final[dict[str, Callable[[Any], Any]]] = {
-    "json": _sqlite_json_text,
-    "timestamp": _sqlite_timestamp,
-}
-
-
-def _sqlite_rows(
-    columns: Sequence[tuple[str, str]],
-    rows: Sequence[dict[str, Any]],
-    json_text: Callable[[Any], str | None] = _sqlite_json_text,
-) -> str:
-    """The JSON document of ``rows`` for :func:`_sqlite_rows_select`."""
-    convert = {**_SQLITE_CONVERT, "json": json_text}
-    plan = [(name, convert.get(kind)) for name, kind in columns]
-    try:
-        return rows_document(
-            [[row[name] if fn is None else fn(row[name]) for name, fn in plan] for row in rows]
-        )
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
 
 
 def _checkpoint_update(v: Any, json_value: Callable[[Any], Any]) -> Any:
@@ -2084,8 +2119,10 @@ def _row_tuples(
         return [
             tuple([row[name] if fn is None else fn(row[name]) for name, fn in plan]) for row in rows
         ]
+    except _NotJSON:
+        raise
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
+        raise _NotJSON(f"cannot store a value as JSON: {exc}") from exc
 
 
 #: The SQL types of the checkpoint columns' arrays in the PostgreSQL UPDATE (JSON as text).
@@ -2097,6 +2134,27 @@ _PG_ARRAY_TYPES: Final[dict[str, Any]] = {
     "text": Text(),
 }
 _BULK_COLUMNS: Final = tuple(name for name, _ in _CHECKPOINT_COLUMNS)
+if _BULK_COLUMNS != (  # pragma: no cover
+    "execution_id",
+    "expected_version",
+    "owner",
+    "status",
+    "current_state",
+    "data",
+    "variables",
+    "output",
+    "error",
+    "cause",
+    "ended_at",
+    "history_seq",
+    "keep_expiry",
+    "lease_expires_at",
+    "release",
+    "redrive_count",
+    "wake_at",
+    "started_at",
+):
+    raise RuntimeError("checkpoint columns changed: update _checkpoint_row")
 
 
 def _bulk_checkpoint_statement() -> Any:
@@ -2124,8 +2182,10 @@ def _pg_json_text(value: Any) -> str | None:
         return None
     try:
         return pg_json_dumps(value)
+    except _NotJSON:
+        raise
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot store a value as JSON: {exc}") from exc
+        raise _NotJSON(f"cannot store a value as JSON: {exc}") from exc
 
 
 # ---------------------------------------------------------------- SQLite JSON containment
