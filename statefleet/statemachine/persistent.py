@@ -48,6 +48,7 @@ from statefleet.statemachine.protocols import (
     DefinitionRecord,
     ExecutionFilter,
     ExecutionRecord,
+    HistoryEntry,
     HistoryRecord,
     LinkRecord,
     Store,
@@ -1008,26 +1009,27 @@ class PersistentStateMachine:
             previous.cancel()
         self._timers[execution_id] = asyncio.create_task(wake())
 
-    def _history_records(self, progress: _Progress) -> builtins.list[HistoryRecord]:
+    def _history_records(self, progress: _Progress) -> builtins.list[HistoryEntry]:
+        sequence = progress.history_seq
         records = []
         for event in progress.pending:
-            progress.history_seq += 1
+            sequence += 1
             records.append(
-                HistoryRecord(
-                    execution_id=progress.record.id,
-                    sequence=progress.history_seq,
-                    state=event.state,
-                    type=event.type,
-                    status=event.status,
-                    input=event.input,
-                    output=event.output,
-                    error=event.error,
-                    cause=event.cause,
-                    attempt=event.attempt,
-                    started_at=utc(event.started_at),
-                    ended_at=utc(event.ended_at),
+                HistoryEntry(
+                    sequence,
+                    event.state,
+                    event.type,
+                    event.status,
+                    event.input,
+                    event.output,
+                    event.error,
+                    event.cause,
+                    event.attempt,
+                    event.started_at,
+                    event.ended_at,
                 )
             )
+        progress.history_seq = sequence
         progress.pending = []
         return records
 

@@ -25,6 +25,7 @@ __all__ = [
     "Dispatcher",
     "ExecutionFilter",
     "ExecutionRecord",
+    "HistoryEntry",
     "HistoryRecord",
     "LinkRecord",
     "MessageRecord",
@@ -143,6 +144,25 @@ class HistoryRecord:
     ended_at: datetime | None = None
 
 
+class HistoryEntry(NamedTuple):
+    """A history row as the engine hands it to the store in a :class:`Checkpoint`: a
+    :class:`HistoryRecord` with its times as epoch seconds, as the engine's clock gives them
+    (the store converts each once, to what its columns take, instead of the engine making a
+    datetime of each)."""
+
+    sequence: int
+    state: str
+    type: str
+    status: str
+    input: Any
+    output: Any
+    error: str | None
+    cause: str | None
+    attempt: int
+    started_at: float
+    ended_at: float
+
+
 class ChainSource(NamedTuple):
     """What a chained batch reads of a source execution (:meth:`Store.stream_chain_sources`):
     ``output`` is read only when asked for, else None."""
@@ -198,7 +218,7 @@ class Checkpoint:
     current_state: str | None
     data: Any
     variables: dict[str, Any]
-    history: list[HistoryRecord] = field(default_factory=list)
+    history: Sequence[HistoryRecord | HistoryEntry] = field(default_factory=list)
     output: Any = None
     error: str | None = None
     cause: str | None = None

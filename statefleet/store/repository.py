@@ -37,6 +37,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -88,6 +89,7 @@ from statefleet.statemachine.protocols import (
     DefinitionRecord,
     ExecutionFilter,
     ExecutionRecord,
+    HistoryEntry,
     HistoryRecord,
     LinkRecord,
     MessageRecord,
@@ -374,9 +376,12 @@ def _history_tuples(
     applied: Sequence[bool],
     json_text: Callable[[Any], str | None],
     timestamp: Callable[[datetime | None], Any],
+    epoch: Callable[[float], Any],
 ) -> list[tuple[Any, ...]]:
     """The history rows of the applied checkpoints as tuples in table order, JSON and
-    datetimes converted for the driver (no dict per row: four rows per execution)."""
+    times converted for the driver (no dict per row: four rows per execution): datetimes
+    of :class:`HistoryRecord` by ``timestamp``, epoch seconds of :class:`HistoryEntry` by
+    ``epoch``."""
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     try:
@@ -385,6 +390,10 @@ def _history_tuples(
                 continue
             execution_id = cp.execution_id
             for r in cp.history:
+                if isinstance(r, HistoryEntry):
+                    started, ended = epoch(r.started_at), epoch(r.ended_at)
+                else:
+                    started, ended = timestamp(r.started_at), timestamp(r.ended_at)
                 append(
                     (
                         execution_id,
@@ -397,8 +406,8 @@ def _history_tuples(
                         r.error,
                         r.cause,
                         r.attempt,
-                        timestamp(r.started_at),
-                        timestamp(r.ended_at),
+                        started,
+                        ended,
                     )
                 )
     except _NotJSON:
@@ -643,6 +652,11 @@ class SQLStore:
         convert = {"json": json_text, "timestamp": self._timestamp}
         plan = [(name, convert.get(kind)) for name, kind in _table_columns(table)]
         await self._insert_tuples(conn, table, _row_tuples(plan, rows))
+
+    @property
+    def _epoch(self) -> Callable[[float], Any]:
+        """Epoch seconds as the driver takes them (see :attr:`_timestamp`)."""
+        return _sqlite_epoch if self._sqlite else _pg_epoch
 
     @property
     def _timestamp(self) -> Callable[[datetime | None], Any]:
@@ -1281,7 +1295,7 @@ class SQLStore:
                 applied = await self._checkpoints_sqlite(conn, checkpoints, now, json_text)
             else:
                 applied = await self._checkpoints_bulk(conn, checkpoints, now, json_text)
-            history = _history_tuples(checkpoints, applied, json_text, self._timestamp)
+            history = _history_tuples(checkpoints, applied, json_text, self._timestamp, self._epoch)
             await self._insert_tuples(conn, HISTORY, history)
             consumed = [
                 cp.consumed_wait
@@ -1338,7 +1352,8 @@ class SQLStore:
             for round_ in _rounds(checkpoints)
         ]
         history = [
-            _history_tuples([cp], (True,), json_text, _sqlite_timestamp) for cp in checkpoints
+            _history_tuples([cp], (True,), json_text, _sqlite_timestamp, _sqlite_epoch)
+            for cp in checkpoints
         ]
         ids = [cp.execution_id for cp in checkpoints]
         insert_history = _sqlite_insert(HISTORY)
@@ -2012,6 +2027,29 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
 
 class _NotJSON(ValueError):
     """A value the store cannot write as JSON (raised once, with the json module's reason)."""
+
+
+def _sqlite_epoch(seconds: float) -> str:
+    """:func:`_sqlite_timestamp` of ``datetime.fromtimestamp(seconds, UTC)``, without making
+    the datetime: the microseconds rounded half to even as ``fromtimestamp`` rounds them,
+    the text of the whole second cached."""
+    whole = math.floor(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro >= 1_000_000:
+        whole += 1
+        micro -= 1_000_000
+    if not 0 <= whole < _SECONDS_2100:
+        return _sqlite_timestamp(datetime.fromtimestamp(seconds, UTC)) or ""
+    prefix = _SECOND_TEXT.get(whole)
+    if prefix is None:
+        if len(_SECOND_TEXT) >= 4096:
+            _SECOND_TEXT.clear()
+        prefix = _SECOND_TEXT[whole] = datetime.fromtimestamp(whole, UTC).isoformat(" ")[:19]
+    return f"{prefix}.{micro:06d}"
+
+
+def _pg_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _sqlite_json_text(value: Any) -> str | None:

@@ -18,6 +18,8 @@ from statefleet.statemachine.protocols import (
     DefinitionRecord,
     ExecutionFilter,
     ExecutionRecord,
+    HistoryEntry,
+    HistoryRecord,
     LinkRecord,
     Store,
     new_id,
@@ -820,6 +822,43 @@ async def test_checkpoint_applies_and_writes_history(store: SQLStore) -> None:
     assert (got.lease_owner, got.lease_expires_at, got.row_version) == (None, None, 3)
     assert [h.sequence for h in await store.history(record.id)] == [1, 2, 3]
     assert await store.state_output(record.id, "B") == (True, {"b": 2})
+
+
+async def test_history_entries_with_epoch_times(store: SQLStore) -> None:
+    """The engine hands history over as HistoryEntry (times in epoch seconds): they read back
+    as the HistoryRecords of the same datetimes, mixed with HistoryRecords in one write."""
+    record = execution(status="QUEUED")
+    await store.create_executions([record])
+    start = T0.timestamp() + 0.1234565  # a tie at the microsecond
+    entries = [
+        HistoryEntry(
+            1, "A", "Pass", "SUCCEEDED", {"a": 1}, {"b": 2}, None, None, 0, start, start + 0.5
+        ),
+        HistoryEntry(
+            2, "B", "Task", "FAILED", {"b": 2}, None, "E", "why", 1, start + 1, start + 1.9999996
+        ),
+    ]
+    done = checkpoint(record, 0, history=[*entries, history(record.id, 3, "C")])
+    assert await store.write_checkpoints([done]) == [True]
+    got = await store.history(record.id)
+    assert got[2] == history(record.id, 3, "C")
+    for entry, row in zip(entries, got, strict=False):
+        assert row == HistoryRecord(
+            execution_id=record.id,
+            sequence=entry.sequence,
+            state=entry.state,
+            type=entry.type,
+            status=entry.status,
+            input=entry.input,
+            output=entry.output if entry.status == "SUCCEEDED" else None,
+            error=entry.error,
+            cause=entry.cause,
+            attempt=entry.attempt,
+            started_at=datetime.fromtimestamp(entry.started_at, UTC),
+            ended_at=datetime.fromtimestamp(entry.ended_at, UTC),
+        )
+    current = await store.get_execution(record.id)
+    assert current is not None and current.history_seq == 3
 
 
 async def test_stale_checkpoint_is_refused_without_history(store: SQLStore) -> None:
