@@ -223,10 +223,11 @@ class CheckpointWriter:
 
     def __init__(self, store: Store, *, max_batch: int = 2000) -> None:
         # Checkpoints of different executions never touch the same rows (an execution waits
-        # for its checkpoint before it writes the next), so on PostgreSQL two transactions
-        # may be in flight: one group is sent while the other commits. SQLite has a single
-        # writer, so there a second transaction would only wait for the first.
-        parallel = 2 if getattr(store, "dialect", None) == "postgresql" else 1
+        # for its checkpoint before it writes the next), so two groups may be in flight: one
+        # is prepared and sent while the other commits. (SQLite runs the transactions of a
+        # store one after the other on its writer connection: the second group waits there
+        # with its rows ready, and the writer never waits for this thread to prepare them.)
+        parallel = 2
         self._checkpoints: GroupWriter[Checkpoint, bool] = GroupWriter(
             store.write_checkpoints, max_batch=max_batch, parallel=parallel
         )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Sequence
 
 import pytest
 
 from statefleet.statemachine.gc_tuning import DEFAULT_GC_THRESHOLD, gc_threshold, relaxed_gc
 from statefleet.statemachine.persistent import CheckpointWriter, GroupWriter
+from statefleet.statemachine.protocols import Checkpoint, ExecutionRecord
 from statefleet.store import SQLStore
+from tests.store.conftest import execution, history
 
 
 class Recorder:
@@ -65,10 +68,55 @@ async def test_a_failed_group_is_retried_one_by_one() -> None:
     assert [o for i, o in enumerate(outcomes) if i != 7] == [i * 10 for i in range(20) if i != 7]
 
 
-async def test_checkpoints_go_two_at_a_time_on_postgresql_only(store: SQLStore) -> None:
+async def test_two_checkpoint_groups_in_flight_each_write_exactly_its_own(
+    store: SQLStore,
+) -> None:
+    """While one group commits the next is sent (on SQLite it waits on the writer
+    connection): never more than two in flight, and every checkpoint applied once."""
+    records = [execution(status="RUNNING") for _ in range(300)]
+    await store.create_executions(records)
+    in_flight = most = calls = 0
+    write = store.write_checkpoints
+
+    async def counting(checkpoints: Sequence[Checkpoint]) -> list[bool]:
+        nonlocal in_flight, most, calls
+        in_flight += 1
+        calls += 1
+        most = max(most, in_flight)
+        try:
+            return await write(checkpoints)
+        finally:
+            in_flight -= 1
+
+    store.write_checkpoints = counting  # type: ignore[method-assign]
     writer = CheckpointWriter(store)
-    expected = 2 if store.dialect == "postgresql" else 1
-    assert writer._checkpoints._parallel == expected
+
+    async def finish(record: ExecutionRecord, delay: float) -> bool:
+        await asyncio.sleep(delay)
+        done = Checkpoint(
+            execution_id=record.id,
+            expected_version=0,
+            owner=None,
+            status="SUCCEEDED",
+            current_state=None,
+            data={},
+            variables={},
+            output={"i": record.name},
+            history=[history(record.id, 1, "A")],
+        )
+        return await writer.write(done)
+
+    applied = await asyncio.gather(*(finish(r, (i % 30) / 1000) for i, r in enumerate(records)))
+    assert applied == [True] * len(records)
+    assert most == 2 and calls < len(records)  # grouped, two at a time
+    for record in records:
+        got = await store.get_execution(record.id)
+        assert got is not None and (got.status, got.output, got.row_version) == (
+            "SUCCEEDED",
+            {"i": record.name},
+            1,
+        )
+        assert [h.sequence for h in await store.history(record.id)] == [1]
 
 
 def test_relaxed_gc_raises_the_threshold_and_restores_it(
