@@ -526,7 +526,6 @@ class SQLStore:
         self.engine = engine
         self.dialect: str = engine.dialect.name
         self._sqlite = self.dialect == "sqlite"
-        self._checkpoint_statement = _sqlite_checkpoint_statement()
         self._claim_statement = self._build_claim_statement()
         #: SQLite: the connection held for :meth:`_sqlite_transaction` (opened on first use).
         self._writer: AsyncConnection | None = None
@@ -1288,13 +1287,10 @@ class SQLStore:
         # One memo for the whole write: a checkpoint's data and output are mostly the
         # objects its last history rows hold.
         json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
-        if self._sqlite and all(cp.consumed_wait is None for cp in checkpoints):
-            return await self._checkpoints_sqlite_direct(checkpoints, now, json_text)
+        if self._sqlite:
+            return await self._checkpoints_sqlite(checkpoints, now, json_text)
         async with self._transaction(write=True) as conn:
-            if self._sqlite:
-                applied = await self._checkpoints_sqlite(conn, checkpoints, now, json_text)
-            else:
-                applied = await self._checkpoints_bulk(conn, checkpoints, now, json_text)
+            applied = await self._checkpoints_bulk(conn, checkpoints, now, json_text)
             history = _history_tuples(checkpoints, applied, json_text, self._timestamp, self._epoch)
             await self._insert_tuples(conn, HISTORY, history)
             consumed = [
@@ -1312,32 +1308,15 @@ class SQLStore:
 
     async def _checkpoints_sqlite(
         self,
-        conn: AsyncConnection,
         checkpoints: Sequence[Checkpoint],
         now: datetime,
         json_text: Callable[[Any], str | None],
     ) -> list[bool]:
-        """SQLite: one ``UPDATE ... FROM <rows of a JSON document>`` per round (see
-        :func:`_rounds`), the version and lease guard in its WHERE clause."""
-        applied = [False] * len(checkpoints)
-        for round_ in _rounds(checkpoints):
-            doc = _checkpoints_document(checkpoints, round_, json_text)
-            result = await conn.execute(self._checkpoint_statement, {"rows": doc, "now": now})
-            done = {row[0] for row in result}
-            for index in round_:
-                applied[index] = checkpoints[index].execution_id in done
-        return applied
-
-    async def _checkpoints_sqlite_direct(
-        self,
-        checkpoints: Sequence[Checkpoint],
-        now: datetime,
-        json_text: Callable[[Any], str | None],
-    ) -> list[bool]:
-        """SQLite: :meth:`write_checkpoints` (without consumed waits) as one round trip to
-        the writer: every parameter is prepared here; there, the UPDATE of each round (see
-        :meth:`_checkpoints_sqlite`), then the history rows of the checkpoints that applied,
-        then the commit."""
+        """SQLite: :meth:`write_checkpoints` as one round trip to the writer: every
+        parameter is prepared here; there, one ``UPDATE ... FROM <rows of a JSON document>``
+        per round (see :func:`_rounds`) with the version and lease guard in its WHERE
+        clause, then the history rows of the checkpoints that applied and the waits they
+        consumed, then the commit."""
         sql, constants = _sqlite_checkpoint_sql()
         now_text = _sqlite_timestamp(now)
         rounds = [
@@ -1356,6 +1335,7 @@ class SQLStore:
             for cp in checkpoints
         ]
         ids = [cp.execution_id for cp in checkpoints]
+        waits = [cp.consumed_wait for cp in checkpoints]
         insert_history = _sqlite_insert(HISTORY)
 
         def work(db: sqlite3.Connection) -> list[bool]:
@@ -1367,6 +1347,14 @@ class SQLStore:
             rows = [row for index, ok in enumerate(applied) if ok for row in history[index]]
             if rows:
                 db.executemany(insert_history, rows)
+            consumed = [wait for wait, ok in zip(waits, applied, strict=True) if ok and wait]
+            for chunk in _chunks(consumed, _IN_CHUNK):
+                marks = ", ".join("?" * len(chunk))
+                db.execute(
+                    f'UPDATE "{WAITS.name}" SET consumed_at = ? '
+                    f"WHERE consumed_at IS NULL AND id IN ({marks})",
+                    (now_text, *chunk),
+                )
             return applied
 
         return await self._sqlite_transaction(work)
@@ -1943,7 +1931,8 @@ def _rounds(checkpoints: Sequence[Checkpoint]) -> list[list[int]]:
 # column values, which SQLite unpacks itself with ``json_each``. (On PostgreSQL, arrays per
 # column are cheaper for the server; PostgreSQL inserts use COPY: see SQLStore._pg_copy.)
 
-#: The columns of ``v`` in the SQLite checkpoint UPDATE, with their kinds.
+#: The columns of ``v`` in the checkpoint UPDATE, with their kinds (``_checkpoint_row`` builds
+#: each checkpoint's values in this order: change both together).
 _CHECKPOINT_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("execution_id", "text"),
     ("expected_version", "int"),
@@ -2016,13 +2005,17 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
     seconds = value.timestamp()
     if not 0.0 <= seconds < _SECONDS_2100:
         return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
-    whole = int(seconds)
-    prefix = _SECOND_TEXT.get(whole)
-    if prefix is None:
+    return f"{_second_text(int(seconds))}.{value.microsecond:06d}"
+
+
+def _second_text(whole: int) -> str:
+    """ "YYYY-MM-DD HH:MM:SS" of a whole second since the epoch (1970-2100), cached."""
+    text = _SECOND_TEXT.get(whole)
+    if text is None:
         if len(_SECOND_TEXT) >= 4096:
             _SECOND_TEXT.clear()
-        prefix = _SECOND_TEXT[whole] = value.replace(microsecond=0).isoformat(" ")[:19]
-    return f"{prefix}.{value.microsecond:06d}"
+        text = _SECOND_TEXT[whole] = datetime.fromtimestamp(whole, UTC).isoformat(" ")[:19]
+    return text
 
 
 class _NotJSON(ValueError):
@@ -2040,12 +2033,7 @@ def _sqlite_epoch(seconds: float) -> str:
         micro -= 1_000_000
     if not 0 <= whole < _SECONDS_2100:
         return _sqlite_timestamp(datetime.fromtimestamp(seconds, UTC)) or ""
-    prefix = _SECOND_TEXT.get(whole)
-    if prefix is None:
-        if len(_SECOND_TEXT) >= 4096:
-            _SECOND_TEXT.clear()
-        prefix = _SECOND_TEXT[whole] = datetime.fromtimestamp(whole, UTC).isoformat(" ")[:19]
-    return f"{prefix}.{micro:06d}"
+    return f"{_second_text(whole)}.{micro:06d}"
 
 
 def _pg_epoch(seconds: float) -> datetime:
@@ -2172,27 +2160,6 @@ _PG_ARRAY_TYPES: Final[dict[str, Any]] = {
     "text": Text(),
 }
 _BULK_COLUMNS: Final = tuple(name for name, _ in _CHECKPOINT_COLUMNS)
-if _BULK_COLUMNS != (  # pragma: no cover
-    "execution_id",
-    "expected_version",
-    "owner",
-    "status",
-    "current_state",
-    "data",
-    "variables",
-    "output",
-    "error",
-    "cause",
-    "ended_at",
-    "history_seq",
-    "keep_expiry",
-    "lease_expires_at",
-    "release",
-    "redrive_count",
-    "wake_at",
-    "started_at",
-):
-    raise RuntimeError("checkpoint columns changed: update _checkpoint_row")
 
 
 def _bulk_checkpoint_statement() -> Any:

@@ -12,7 +12,7 @@ from statefleet.statemachine.gc_tuning import DEFAULT_GC_THRESHOLD, gc_threshold
 from statefleet.statemachine.persistent import CheckpointWriter, GroupWriter
 from statefleet.statemachine.protocols import Checkpoint, ExecutionRecord
 from statefleet.store import SQLStore
-from tests.store.conftest import execution, history
+from tests.store.conftest import execution, finished
 
 
 class Recorder:
@@ -93,18 +93,7 @@ async def test_two_checkpoint_groups_in_flight_each_write_exactly_its_own(
 
     async def finish(record: ExecutionRecord, delay: float) -> bool:
         await asyncio.sleep(delay)
-        done = Checkpoint(
-            execution_id=record.id,
-            expected_version=0,
-            owner=None,
-            status="SUCCEEDED",
-            current_state=None,
-            data={},
-            variables={},
-            output={"i": record.name},
-            history=[history(record.id, 1, "A")],
-        )
-        return await writer.write(done)
+        return await writer.write(finished(record.id, {"i": record.name}, states=1))
 
     applied = await asyncio.gather(*(finish(r, (i % 30) / 1000) for i, r in enumerate(records)))
     assert applied == [True] * len(records)

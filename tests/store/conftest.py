@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from statefleet.statemachine.protocols import ExecutionRecord, HistoryRecord, new_id
+from statefleet.statemachine.protocols import Checkpoint, ExecutionRecord, HistoryRecord, new_id
 
 #: A fixed instant the tests build times from (timezone-aware UTC).
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -42,4 +42,20 @@ def history(
     kw.setdefault("ended_at", T0 + timedelta(seconds=sequence, milliseconds=500))
     return HistoryRecord(
         execution_id=execution_id, sequence=sequence, state=state, status=status, **kw
+    )
+
+
+def finished(execution_id: str, output: Any = None, states: int = 2) -> Checkpoint:
+    """The checkpoint that ends a new (version 0, not leased) execution SUCCEEDED, with
+    ``states`` history rows (A, B, ...); ``output`` defaults to ``{"ok": True}``."""
+    return Checkpoint(
+        execution_id=execution_id,
+        expected_version=0,
+        owner=None,
+        status="SUCCEEDED",
+        current_state=None,
+        data={},
+        variables={},
+        output={"ok": True} if output is None else output,
+        history=[history(execution_id, i + 1, "ABCDEFGH"[i]) for i in range(states)],
     )

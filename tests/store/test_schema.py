@@ -17,7 +17,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from statefleet.statemachine.protocols import Checkpoint, ExecutionFilter, LinkRecord
+from statefleet.statemachine.protocols import ExecutionFilter, LinkRecord
 from statefleet.store import open_store, upgrade
 from statefleet.store.constants import DEFAULT_URL, TABLES, VERSION_TABLE
 from statefleet.store.engine import create_engine, normalize_url
@@ -30,7 +30,7 @@ from statefleet.store.migrate import (
 from statefleet.store.models import metadata
 from statefleet.store.repository import SQLStore
 from tests.services import PostgresServer
-from tests.store.conftest import execution, history
+from tests.store.conftest import execution, finished
 
 
 @pytest.fixture
@@ -308,18 +308,7 @@ async def test_0003_drops_the_history_and_link_foreign_keys_and_keeps_the_rows(
                 )
             ],
         )
-        done = Checkpoint(
-            execution_id=target.id,
-            expected_version=0,
-            owner=None,
-            status="SUCCEEDED",
-            current_state=None,
-            data={},
-            variables={},
-            output={"ok": True},
-            history=[history(target.id, 1, "A"), history(target.id, 2, "B")],
-        )
-        assert await store.write_checkpoints([done]) == [True]
+        assert await store.write_checkpoints([finished(target.id)]) == [True]
         async with engine.connect() as conn:
             before = await conn.run_sync(_foreign_keys)
         assert before == {

@@ -11,23 +11,9 @@ from pathlib import Path
 import pytest
 
 from statefleet.errors import InfrastructureError
-from statefleet.statemachine.protocols import Checkpoint, ExecutionFilter
+from statefleet.statemachine.protocols import ExecutionFilter
 from statefleet.store import DuplicateExecutionName, SQLStore, open_store
-from tests.store.conftest import execution, history
-
-
-def finished(execution_id: str) -> Checkpoint:
-    return Checkpoint(
-        execution_id=execution_id,
-        expected_version=0,
-        owner=None,
-        status="SUCCEEDED",
-        current_state=None,
-        data={},
-        variables={},
-        output={"ok": True},
-        history=[history(execution_id, 1, "A"), history(execution_id, 2, "B")],
-    )
+from tests.store.conftest import execution, finished
 
 
 async def test_a_broken_writer_connection_fails_one_write_and_is_replaced(
