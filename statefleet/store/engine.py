@@ -103,13 +103,29 @@ _LONG_NUMBER: Final = re.compile(r"\d{19}")
 def json_dumps(value: Any) -> str:
     """Compact JSON, as ``json.dumps(value, separators=(",", ":"), allow_nan=False)`` reads
     it back; NaN and infinities are refused (they are not JSON)."""
+    if value is None:
+        return "null"
     try:
         data = _orjson_dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # not a plain JSON value (or too big or too deep): the json module
         return _compact(value)  # writes it or raises its usual error
-    if b"null" in data:  # a None, or a NaN / infinity written as null: let json decide
-        return _compact(value)
+    if b"null" in data and _has_non_finite(value):  # orjson wrote a NaN / infinity as null
+        return _compact(value)  # the json module refuses it, with its message
     return data.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a NaN or an infinity is somewhere in ``value`` (dicts, lists, tuples)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list or type(item) is tuple:
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return True
+    return False
 
 
 def rows_document(rows: list[list[Any]]) -> str:

@@ -114,18 +114,34 @@ class _Point:
     [
         (float("nan"), "Out of range float values are not JSON compliant"),
         ({"a": [1, float("inf")]}, "Out of range float values are not JSON compliant"),
+        ({"a": None, "b": (None, float("-inf"))}, "Out of range float values"),
+        ([None, {"c": [float("nan")]}], "Out of range float values are not JSON compliant"),
         ({1, 2}, "Object of type set is not JSON serializable"),
         (_Point(1), "Object of type _Point is not JSON serializable"),
         (datetime(2026, 1, 1, tzinfo=UTC), "Object of type datetime is not JSON serializable"),
         (object(), "Object of type object is not JSON serializable"),
     ],
-    ids=["nan", "inf", "set", "dataclass", "datetime", "object"],
+    ids=[
+        "nan",
+        "inf",
+        "inf-beside-null",
+        "nan-beside-null",
+        "set",
+        "dataclass",
+        "datetime",
+        "object",
+    ],
 )
 def test_refuses_what_the_json_module_refuses(value: Any, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         json_dumps(value)
     with pytest.raises((ValueError, TypeError), match=message):
         pg_json_dumps(value)
+
+
+def test_nulls_written_as_the_json_module_writes_them() -> None:
+    for value in (None, {"a": None}, [None, 1.5, {"b": (None, 2)}], {"x": [{"y": None}]}):
+        assert json_dumps(value) == json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def test_subclasses_written_as_the_json_module_writes_them() -> None:
