@@ -41,13 +41,29 @@ __all__ = [
 _VARIANT: Final = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+#: Random 80-bit hex texts for :func:`new_id`, read from ``os.urandom`` 512 at a time: a
+#: system call per id cost more than the rest of the id (and let other threads take the
+#: interpreter's lock each time). A forked child starts with none of its parent's.
+_RANDOM: list[str] = []
+os.register_at_fork(after_in_child=_RANDOM.clear)
+
+
+def _draw_random() -> str:
+    text = os.urandom(10 * 512).hex()
+    _RANDOM[:] = [text[i : i + 20] for i in range(20, len(text), 20)]
+    return text[:20]
+
+
 def new_id() -> str:
     """A time-ordered UUID (version 7 layout): ids sort by creation time, for keyset paging.
 
     48 bits of Unix milliseconds, the version (7), 74 random bits around the variant bits,
     written straight as hex text (no integer arithmetic: one is made per execution)."""
     millis = f"{time.time_ns() // 1_000_000:012x}"
-    rand = os.urandom(10).hex()
+    try:
+        rand = _RANDOM.pop()
+    except IndexError:
+        rand = _draw_random()
     return f"{millis[:8]}-{millis[8:]}-7{rand[:3]}-{_VARIANT[rand[3]]}{rand[4:7]}-{rand[7:19]}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import uuid
 
@@ -41,3 +42,22 @@ def test_random_bits_vary_in_every_random_digit() -> None:
     for position in [*range(13, 16), *range(17, 32)]:  # after the time and version digits
         assert len({text[position] for text in ids}) > 3, position
     assert {text[16] for text in ids} == set("89ab")  # the variant digit
+
+
+def test_a_forked_child_never_repeats_its_parents_ids() -> None:
+    new_id()  # the parent holds random digits read ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, " ".join(new_id() for _ in range(100)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split()
+    os.waitpid(pid, 0)
+    parent = [new_id() for _ in range(100)]
+    assert len(child) == 100
+    random_part = {text[15:] for text in parent}  # after the millisecond and version
+    assert not random_part & {text[15:] for text in child}
