@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -530,6 +531,8 @@ class SQLStore:
         #: SQLite: the connection held for :meth:`_sqlite_transaction` (opened on first use).
         self._writer: AsyncConnection | None = None
         self._writer_opening: asyncio.Lock | None = None
+        #: SQLite: the thread that copies the write-ahead log into the database file
+        self._checkpointer: WalCheckpointer | None = None
 
     @property
     def url(self) -> URL:
@@ -546,6 +549,9 @@ class SQLStore:
 
     async def close(self) -> None:
         await self._drop_writer()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         await self.engine.dispose()
 
     async def upgrade(self) -> None:
@@ -619,7 +625,16 @@ class SQLStore:
                 if self._writer is None:
                     try:
                         connection = await self.engine.connect()
-                    except (SQLAlchemyError, OSError) as exc:
+                        raw = await connection.get_raw_connection()
+                        database = self.engine.url.database
+                        if _sqlite_file(database):
+                            # this connection writes: the checkpointer copies its log
+                            driver = cast(Any, raw.driver_connection)
+                            cursor = await driver.execute("PRAGMA wal_autocheckpoint=0")
+                            await cursor.close()
+                            if self._checkpointer is None:
+                                self._checkpointer = WalCheckpointer(str(database))
+                    except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
                         raise _translate(exc) from exc
                     self._writer = connection
         raw = await self._writer.get_raw_connection()
@@ -1985,6 +2000,54 @@ def _sqlite_rows_select(columns: tuple[tuple[str, str], ...]) -> Any:
             for index, (name, _) in enumerate(columns)
         )
     )
+
+
+def _sqlite_file(database: str | None) -> bool:
+    """Whether a SQLite URL's database is a file (not in memory)."""
+    return bool(database) and database != ":memory:" and "mode=memory" not in str(database)
+
+
+class WalCheckpointer:
+    """SQLite: copies the write-ahead log into the database file from a thread of its own,
+    every ``interval`` seconds (``PRAGMA wal_checkpoint(PASSIVE)``: it never waits for, nor
+    blocks, a reader or a writer).
+
+    SQLite's own automatic checkpoint runs in the connection that commits, after its
+    commit, once the log holds 1,000 pages: the store's writer thread would stop every few
+    group commits to copy megabytes (and checksum and sync them) while the executions whose
+    checkpoints queue behind it wait. The store's writer connection runs with
+    ``wal_autocheckpoint=0`` while this thread does that work, off its path. The log is
+    still checkpointed, and removed, when the last connection to the file closes."""
+
+    interval = 0.1
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="statefleet-wal-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            logger.warning("cannot open %s to checkpoint its log", self._path, exc_info=True)
+            return
+        try:
+            while not self._stopping.wait(self.interval):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # busy, or the file went away: the next round tries
+                    logger.debug("checkpoint of %s failed", self._path, exc_info=True)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        """Stop the thread (and wait for it: at most one checkpoint in progress)."""
+        self._stopping.set()
+        self._thread.join()
 
 
 #: "YYYY-MM-DD HH:MM:SS" per whole second since the epoch (see _sqlite_timestamp).

@@ -6,6 +6,8 @@ turns through SQLite's lock."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,38 @@ async def test_two_stores_on_one_file_take_turns(tmp_path: Path) -> None:
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_the_log_is_copied_into_the_database_file_in_the_background(
+    tmp_path: Path,
+) -> None:
+    """The writer connection leaves checkpoints to the store's checkpointer thread: what it
+    commits reaches the database file itself (read here without its log) while the store
+    is open, and the thread ends with the store."""
+    path = tmp_path / "c.db"
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        records = [execution() for _ in range(300)]
+        await store.create_executions(records)
+        driver = await store._writer_driver()
+        async with driver.execute("PRAGMA wal_autocheckpoint") as cursor:
+            assert await cursor.fetchone() == (0,)  # not in the committing connection
+        assert (tmp_path / "c.db-wal").exists()  # still open: the log is in use
+        copy = tmp_path / "copy.db"
+        async with asyncio.timeout(10):
+            while True:  # only the database file, without the log
+                copy.write_bytes(path.read_bytes())
+                try:
+                    count = sqlite3.connect(copy).execute("SELECT count(*) FROM executions")
+                    if count.fetchone() == (300,):
+                        break
+                except sqlite3.DatabaseError:  # no such table yet in the file
+                    pass
+                await asyncio.sleep(0.05)
+        names = [thread.name for thread in threading.enumerate()]
+        assert "statefleet-wal-checkpoint" in names
+    finally:
+        await store.close()
+    names = [thread.name for thread in threading.enumerate()]
+    assert "statefleet-wal-checkpoint" not in names
+    assert not (tmp_path / "c.db-wal").exists()  # the last connection closed it
