@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
@@ -418,6 +418,7 @@ class Store(Protocol):
         self, execution_ids: Sequence[str], owner: str, lease_expires_at: datetime
     ) -> set[str]: ...
     async def write_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> list[bool]: ...
+    def begin_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> Awaitable[list[bool]]: ...
     async def abort_executions(
         self,
         *,

@@ -103,6 +103,7 @@ from statefleet.store.engine import (
     WRITE,
     create_engine,
     json_dumps,
+    json_loads,
     normalize_url,
     pg_json_dumps,
     rows_document,
@@ -530,6 +531,8 @@ class SQLStore:
         self._claim_statement = self._build_claim_statement()
         #: SQLite: the connection held for :meth:`_sqlite_transaction` (opened on first use).
         self._writer: AsyncConnection | None = None
+        #: the writer's aiosqlite connection once open (see _sqlite_begin)
+        self._writer_open: Any = None
         self._writer_opening: asyncio.Lock | None = None
         #: SQLite: the thread that copies the write-ahead log into the database file
         self._checkpointer: WalCheckpointer | None = None
@@ -591,21 +594,24 @@ class SQLStore:
         writes of this process (group commits of checkpoints, batch creations) queue on one
         thread in order instead of waiting for each other's lock."""
         driver = await self._writer_driver()
+        return await self._sqlite_result(driver._execute(_sqlite_write(driver, work)))
 
-        def transaction() -> T:
-            db: sqlite3.Connection = driver._conn
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db)
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+    def _sqlite_begin(self, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+        """:meth:`_sqlite_transaction`, handed to the writer's thread before this returns
+        when the writer connection is open (the thread starts on it while the caller goes
+        on); the result (or the error) is awaited from what this returns."""
+        driver = self._writer_open
+        if driver is None or not driver._running or driver._connection is None:
+            return self._sqlite_transaction(work)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        driver._tx.put_nowait((future, _sqlite_write(driver, work)))  # aiosqlite's _execute
+        return self._sqlite_result(future)
 
+    async def _sqlite_result(self, pending: Awaitable[T]) -> T:
+        """The result of a write transaction on the writer's thread, errors translated (a
+        connection that failed is dropped: the next write opens a fresh one)."""
         try:
-            result: T = await driver._execute(transaction)
+            result: T = await pending
         except sqlite3.IntegrityError as exc:
             raise _translate(DBAPIError.instance(None, None, exc, sqlite3.Error)) from exc
         except sqlite3.Error as exc:
@@ -638,11 +644,13 @@ class SQLStore:
                         raise _translate(exc) from exc
                     self._writer = connection
         raw = await self._writer.get_raw_connection()
+        self._writer_open = raw.driver_connection
         return raw.driver_connection
 
     async def _drop_writer(self, *, broken: bool = False) -> None:
         """Give the writer connection back (``broken``: discard it, never to be reused)."""
         writer, self._writer = self._writer, None
+        self._writer_open = None
         if writer is not None:
             try:
                 if broken:
@@ -840,7 +848,6 @@ class SQLStore:
             _sqlite_plan(LINKS, _sqlite_json_text),
             [_link_values(link, now, batch_of.get(link.target_execution_id)) for link in links],
         )
-        insert_executions, insert_links = _sqlite_insert(EXECUTIONS), _sqlite_insert(LINKS)
 
         sources = [
             i
@@ -855,10 +862,8 @@ class SQLStore:
                 query = f"SELECT id FROM executions WHERE id IN ({marks})"
                 found.update(execution_id for (execution_id,) in db.execute(query, chunk))
             _check_link_ends(links, batch_of, found)
-            if executions:
-                db.executemany(insert_executions, executions)
-            if link_rows:
-                db.executemany(insert_links, link_rows)
+            _sqlite_insert_rows(db, EXECUTIONS, executions)
+            _sqlite_insert_rows(db, LINKS, link_rows)
 
         await self._sqlite_transaction(work)
 
@@ -1296,14 +1301,25 @@ class SQLStore:
 
         Checkpoints of one execution apply in list order (the second expects the version
         the first wrote)."""
+        return await self.begin_checkpoints(checkpoints)
+
+    def begin_checkpoints(self, checkpoints: Sequence[Checkpoint]) -> Awaitable[list[bool]]:
+        """:meth:`write_checkpoints`, started before this returns where the store can: on
+        SQLite the rows are prepared and the transaction handed to the writer's thread,
+        which commits it while the caller goes on (a group of checkpoints is then being
+        written while the next group forms). Await what it returns for the result."""
         if not checkpoints:
-            return []
-        now = _now()
-        # One memo for the whole write: a checkpoint's data and output are mostly the
-        # objects its last history rows hold.
-        json_text = _memo_json(_sqlite_json_text if self._sqlite else _pg_json_text)
+            return _done([])
         if self._sqlite:
-            return await self._checkpoints_sqlite(checkpoints, now, json_text)
+            # One memo for the whole write: a checkpoint's data and output are mostly the
+            # objects its last history rows hold.
+            json_text = _memo_json(_sqlite_json_text)
+            return self._checkpoints_sqlite(checkpoints, _now(), json_text)
+        return self._checkpoints_pg(checkpoints)
+
+    async def _checkpoints_pg(self, checkpoints: Sequence[Checkpoint]) -> list[bool]:
+        now = _now()
+        json_text = _memo_json(_pg_json_text)
         async with self._transaction(write=True) as conn:
             applied = await self._checkpoints_bulk(conn, checkpoints, now, json_text)
             history = _history_tuples(checkpoints, applied, json_text, self._timestamp, self._epoch)
@@ -1321,18 +1337,18 @@ class SQLStore:
                 )
         return applied
 
-    async def _checkpoints_sqlite(
+    def _checkpoints_sqlite(
         self,
         checkpoints: Sequence[Checkpoint],
         now: datetime,
         json_text: Callable[[Any], str | None],
-    ) -> list[bool]:
+    ) -> Awaitable[list[bool]]:
         """SQLite: :meth:`write_checkpoints` as one round trip to the writer: every
         parameter is prepared here; there, one ``UPDATE ... FROM <rows of a JSON document>``
         per round (see :func:`_rounds`) with the version and lease guard in its WHERE
         clause, then the history rows of the checkpoints that applied and the waits they
         consumed, then the commit."""
-        sql, constants = _sqlite_checkpoint_sql()
+        guard_sql, update_sql, constants = _sqlite_checkpoint_sql()
         now_text = _sqlite_timestamp(now)
         rounds = [
             (
@@ -1351,17 +1367,17 @@ class SQLStore:
         ]
         ids = [cp.execution_id for cp in checkpoints]
         waits = [cp.consumed_wait for cp in checkpoints]
-        insert_history = _sqlite_insert(HISTORY)
 
         def work(db: sqlite3.Connection) -> list[bool]:
             applied = [False] * len(ids)
             for round_, params in rounds:
-                done = {row[0] for row in db.execute(sql, params)}
+                [(found,)] = db.execute(guard_sql, params).fetchall()
+                done = set(json_loads(found))
+                db.execute(update_sql, params)
                 for index in round_:
                     applied[index] = ids[index] in done
             rows = [row for index, ok in enumerate(applied) if ok for row in history[index]]
-            if rows:
-                db.executemany(insert_history, rows)
+            _sqlite_insert_rows(db, HISTORY, rows)
             consumed = [wait for wait, ok in zip(waits, applied, strict=True) if ok and wait]
             for chunk in _chunks(consumed, _IN_CHUNK):
                 marks = ", ".join("?" * len(chunk))
@@ -1372,7 +1388,7 @@ class SQLStore:
                 )
             return applied
 
-        return await self._sqlite_transaction(work)
+        return self._sqlite_begin(work)
 
     async def _checkpoints_bulk(
         self,
@@ -2050,6 +2066,29 @@ class WalCheckpointer:
         self._thread.join()
 
 
+async def _done(value: T) -> T:
+    return value
+
+
+def _sqlite_write(driver: Any, work: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+    """``work`` as one write transaction on the aiosqlite connection's own ``sqlite3``
+    connection, for its thread to run."""
+
+    def transaction() -> T:
+        db: sqlite3.Connection = driver._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    return transaction
+
+
 #: "YYYY-MM-DD HH:MM:SS" per whole second since the epoch (see _sqlite_timestamp).
 _SECOND_TEXT: dict[int, str] = {}
 _SECONDS_2100: Final = 4_102_444_800.0
@@ -2128,18 +2167,25 @@ def _memo_json(encode: Callable[[Any], str | None]) -> Callable[[Any], str | Non
     return memo_encode
 
 
-def _checkpoint_update(v: Any, json_value: Callable[[Any], Any]) -> Any:
+def _checkpoint_guard(v: Any) -> tuple[Any, ...]:
+    """Which rows a checkpoint of ``v`` applies to: its execution, at the version it
+    expects, still leased to its owner when it names one."""
+    t = EXECUTIONS
+    return (
+        t.c.id == v.c.execution_id,
+        t.c.row_version == v.c.expected_version,
+        or_(v.c.owner.is_(None), t.c.lease_owner == v.c.owner),
+    )
+
+
+def _checkpoint_update(v: Any, json_value: Callable[[Any], Any], *, returning: bool = True) -> Any:
     """``UPDATE executions SET ... FROM v WHERE <version and lease guard> RETURNING id``,
     ``v`` being one row per checkpoint (columns of :data:`_CHECKPOINT_COLUMNS`);
     ``json_value`` turns a JSON column of ``v`` into the value to store."""
     t = EXECUTIONS
-    return (
+    statement = (
         update(t)
-        .where(
-            t.c.id == v.c.execution_id,
-            t.c.row_version == v.c.expected_version,
-            or_(v.c.owner.is_(None), t.c.lease_owner == v.c.owner),
-        )
+        .where(*_checkpoint_guard(v))
         .values(
             status=v.c.status,
             current_state=v.c.current_state,
@@ -2160,24 +2206,35 @@ def _checkpoint_update(v: Any, json_value: Callable[[Any], Any]) -> Any:
             started_at=func.coalesce(t.c.started_at, v.c.started_at),
             updated_at=bindparam("now", type_=UTCDateTime()),
         )
-        .returning(t.c.id)
     )
+    return statement.returning(t.c.id) if returning else statement
 
 
-def _sqlite_checkpoint_statement() -> Any:
-    """The checkpoint UPDATE with its rows from one JSON document (JSON stored as text)."""
-    return _checkpoint_update(
-        _sqlite_rows_select(_CHECKPOINT_COLUMNS).subquery("v"), lambda value: value
+def _sqlite_checkpoint_statements() -> tuple[Any, Any]:
+    """SQLite, the rows of the checkpoints from one JSON document (JSON stored as text):
+    ``SELECT json_group_array(id)`` of the rows the checkpoints apply to, and the UPDATE
+    that applies them (inside one write transaction the two see the same rows). Each is
+    one step of the driver, which lets go of the interpreter's lock while SQLite works;
+    with RETURNING it would take the lock back once per row."""
+    v = _sqlite_rows_select(_CHECKPOINT_COLUMNS).subquery("v")
+    t = EXECUTIONS
+    guard = select(func.json_group_array(t.c.id)).select_from(
+        v.join(t, and_(*_checkpoint_guard(v)))
     )
+    return guard, _checkpoint_update(v, lambda value: value, returning=False)
 
 
 @functools.cache
-def _sqlite_checkpoint_sql() -> tuple[str, dict[str, Any]]:
-    """The checkpoint UPDATE as SQL text for the driver, with its constant parameters (the
-    rows document and ``now`` are bound per call)."""
-    compiled = _sqlite_checkpoint_statement().compile(dialect=_SQLITE_NAMED)
-    constants = {k: v for k, v in compiled.params.items() if k not in ("rows", "now")}
-    return compiled.string, constants
+def _sqlite_checkpoint_sql() -> tuple[str, str, dict[str, Any]]:
+    """The statements of :func:`_sqlite_checkpoint_statements` as SQL text for the driver,
+    with their constant parameters (the rows document and ``now`` are bound per call)."""
+    texts = []
+    constants: dict[str, Any] = {}
+    for statement in _sqlite_checkpoint_statements():
+        compiled = statement.compile(dialect=_SQLITE_NAMED)
+        constants.update((k, v) for k, v in compiled.params.items() if k not in ("rows", "now"))
+        texts.append(compiled.string)
+    return texts[0], texts[1], constants
 
 
 _SQLITE_NAMED: Final = sqlite_dialect.dialect(paramstyle="named")
@@ -2189,6 +2246,39 @@ def _sqlite_plan(
     """The conversion of each column of ``table`` for the SQLite driver, in table order."""
     convert = {"json": json_text, "timestamp": _sqlite_timestamp}
     return [(name, convert.get(kind)) for name, kind in _table_columns(table)]
+
+
+#: Rows per multi-row INSERT statement, largest first (see _sqlite_insert_rows).
+_ROWS_PER_STATEMENT: Final = (256, 64, 16, 4, 1)
+
+
+@functools.cache
+def _sqlite_insert_values(table: Table, rows: int) -> str:
+    """``INSERT INTO table (...) VALUES (?, ...), (?, ...) ...`` for ``rows`` rows."""
+    columns = _table_columns(table)
+    names = ", ".join(f'"{name}"' for name, _ in columns)
+    row = "(" + ", ".join("?" for _ in columns) + ")"
+    return f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([row] * rows)
+
+
+def _sqlite_insert_rows(
+    db: sqlite3.Connection, table: Table, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows (tuples in table order, converted for the driver) with multi-row INSERT
+    statements of a few fixed sizes (each prepared once, then cached by the driver).
+
+    ``executemany`` steps once per row, and the driver lets go of the interpreter's lock
+    for every step and must take it back from the event loop's thread each time; here it
+    is once per statement of up to 256 rows."""
+    start = 0
+    total = len(rows)
+    for size in _ROWS_PER_STATEMENT:
+        sql = None
+        while total - start >= size:
+            if sql is None:
+                sql = _sqlite_insert_values(table, size)
+            db.execute(sql, [value for row in rows[start : start + size] for value in row])
+            start += size
 
 
 @functools.cache

@@ -113,3 +113,24 @@ async def test_the_log_is_copied_into_the_database_file_in_the_background(
     names = [thread.name for thread in threading.enumerate()]
     assert "statefleet-wal-checkpoint" not in names
     assert not (tmp_path / "c.db-wal").exists()  # the last connection closed it
+
+
+@pytest.mark.parametrize("count", [1, 255, 256, 257, 700])
+async def test_rows_go_in_through_multi_row_statements_whatever_their_number(
+    tmp_path: Path, count: int
+) -> None:
+    """Creations and history rows are inserted by statements of 256, 64, 16, 4 and 1 rows:
+    every row arrives once, with its values, whatever the count."""
+    store = await open_store(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        records = [execution("m", f"e{i:04d}", input={"i": i}) for i in range(count)]
+        await store.create_executions(records)
+        assert await store.count_executions(ExecutionFilter(state_machine_id="m")) == count
+        stored = await store.list_executions(ExecutionFilter(state_machine_id="m", limit=count))
+        assert {r.name: r.input for r in stored} == {r.name: r.input for r in records}
+        applied = await store.write_checkpoints([finished(r.id, states=3) for r in records])
+        assert applied == [True] * count
+        for record in (records[0], records[-1]):
+            assert [h.sequence for h in await store.history(record.id)] == [1, 2, 3]
+    finally:
+        await store.close()
