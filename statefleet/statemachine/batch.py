@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from statefleet.errors import InfrastructureError, StatefleetError
-from statefleet.statemachine.gc_tuning import relaxed_gc
+from statefleet.statemachine.gc_tuning import relaxed_gc, short_switches
 from statefleet.statemachine.lifecycle import TERMINAL, ExecutionStatus
 from statefleet.statemachine.protocols import (
     BatchRecord,
@@ -478,7 +478,7 @@ class LocalRunner:
                 await self._put(claimed)
 
     async def run(self, source: Source, resume: bool) -> None:
-        with relaxed_gc():
+        with relaxed_gc(), short_switches():
             await self._run(source, resume)
 
     async def _run(self, source: Source, resume: bool) -> None:

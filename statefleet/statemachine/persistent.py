@@ -22,7 +22,7 @@ import socket
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from statefleet.errors import (
     ChainingError,
@@ -144,6 +144,12 @@ class GroupWriter(Generic[T, R]):
     pays no delay. With ``parallel`` > 1 (for writes whose transactions never touch the same
     rows) one group is prepared and sent while another commits. If a shared transaction
     fails, its items are retried one by one so that each caller gets its own result or error.
+
+    With ``begin`` (a write that starts before it returns: the store hands it to its writer
+    thread) a group starts from ``submit`` itself once ``eager`` items wait and a slot is
+    free, instead of when the event loop next gets to a flushing task, which is after every
+    caller ready to run has run (and submitted): so while one group commits, the callers of
+    the previous one run and the next group forms, instead of all of them waiting together.
     """
 
     def __init__(
@@ -152,36 +158,58 @@ class GroupWriter(Generic[T, R]):
         *,
         max_batch: int = 2000,
         parallel: int = 1,
+        begin: Callable[[list[T]], Awaitable[list[R]]] | None = None,
+        eager: int = 64,
     ) -> None:
         self._write = write
+        self._begin = begin
+        self._eager = eager if begin is not None else max_batch + 1
         self._max_batch = max_batch
         self._parallel = parallel
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flushers: set[asyncio.Task[None]] = set()
-        self._running = 0
+        self._writing = 0  # groups taken and being written
+        self._scheduled = False  # a task that will take a group when the loop runs it
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._running < self._parallel:
-            self._running += 1
-            task = asyncio.create_task(self._flush())
-            self._flushers.add(task)  # a reference until it ends
-            task.add_done_callback(self._flushers.discard)
+        if self._writing < self._parallel:
+            if len(self._pending) >= self._eager:
+                self._start()
+            elif not self._scheduled:
+                self._scheduled = True
+                self._spawn(self._later())
         return await future
 
-    async def _flush(self) -> None:
-        try:
-            await self._flush_pending()
-        finally:
-            self._running -= 1
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._flushers.add(task)  # a reference until it ends
+        task.add_done_callback(self._flushers.discard)
 
-    async def _flush_pending(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+    async def _later(self) -> None:
+        self._scheduled = False
+        if self._pending and self._writing < self._parallel:
+            self._start()
+
+    def _start(self) -> None:
+        """Take a group from the pending items and start writing it."""
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        self._writing += 1
+        items = [item for item, _ in batch]
+        try:
+            writing = self._begin(items) if self._begin is not None else self._write(items)
+        except Exception as exc:  # failed while preparing: the group's callers learn it
+            writing = _raise(exc)
+        self._spawn(self._finish(batch, writing))
+
+    async def _finish(
+        self, batch: list[tuple[T, asyncio.Future[R]]], writing: Awaitable[list[R]]
+    ) -> None:
+        try:
             try:
-                results = await self._write([item for item, _ in batch])
+                results = await writing
             except asyncio.CancelledError:
                 for _, future in batch:
                     if not future.done():
@@ -191,20 +219,28 @@ class GroupWriter(Generic[T, R]):
                 if len(batch) == 1:
                     if not batch[0][1].done():
                         batch[0][1].set_exception(exc)
-                    continue
-                await self._one_by_one(batch)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                else:
+                    await self._one_by_one(batch)
+            else:
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._writing -= 1
+        if self._pending and self._writing < self._parallel:
+            self._start()  # what queued meanwhile goes at once
 
     async def settle(self, within: float) -> None:
         """Wait (at most ``within`` seconds) until the items submitted so far are written,
         including those whose caller stopped waiting (a cancelled caller's item is still
         written by the flush that holds it)."""
-        flushing = [task for task in self._flushers if not task.done()]
-        if flushing:
-            await asyncio.wait(flushing, timeout=within)
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            flushing = [task for task in self._flushers if not task.done()]
+            remaining = deadline - asyncio.get_running_loop().time()
+            if not flushing or remaining <= 0:
+                return
+            await asyncio.wait(flushing, timeout=remaining)
 
     async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         for item, future in batch:
@@ -218,6 +254,17 @@ class GroupWriter(Generic[T, R]):
                     future.set_result(result)
 
 
+async def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+#: Checkpoints waiting that start a group at once (see GroupWriter): about what one SQLite
+#: commit takes at the cost of a few (each commit rewrites the hot pages of every index it
+#: touches, so much smaller groups cost more per checkpoint). A batch running more than
+#: twice as many executions at once keeps one group committing while the next forms.
+EAGER_GROUP: Final = 256
+
+
 class CheckpointWriter:
     """Checkpoints of concurrently running executions, committed in shared transactions."""
 
@@ -229,7 +276,11 @@ class CheckpointWriter:
         # with its rows ready, and the writer never waits for this thread to prepare them.)
         parallel = 2
         self._checkpoints: GroupWriter[Checkpoint, bool] = GroupWriter(
-            store.write_checkpoints, max_batch=max_batch, parallel=parallel
+            store.write_checkpoints,
+            max_batch=max_batch,
+            parallel=parallel,
+            begin=store.begin_checkpoints,
+            eager=EAGER_GROUP,
         )
 
         async def create(items: list[tuple[ExecutionRecord, LinkRecord | None]]) -> list[None]:

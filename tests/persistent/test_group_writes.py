@@ -1,14 +1,22 @@
-"""Group commit (GroupWriter) and the garbage-collector setting of bulk runs (relaxed_gc)."""
+"""Group commit (GroupWriter) and the interpreter settings of bulk runs (relaxed_gc,
+short_switches)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Sequence
+import sys
+from collections.abc import Awaitable, Sequence
 
 import pytest
 
-from statefleet.statemachine.gc_tuning import DEFAULT_GC_THRESHOLD, gc_threshold, relaxed_gc
+from statefleet.statemachine.gc_tuning import (
+    DEFAULT_GC_THRESHOLD,
+    DEFAULT_SWITCH_INTERVAL,
+    gc_threshold,
+    relaxed_gc,
+    short_switches,
+)
 from statefleet.statemachine.persistent import CheckpointWriter, GroupWriter
 from statefleet.statemachine.protocols import Checkpoint, ExecutionRecord
 from statefleet.store import SQLStore
@@ -60,6 +68,28 @@ async def test_a_lone_caller_after_a_burst_is_written() -> None:
     assert await asyncio.wait_for(writer.submit(99), 5) == 990
 
 
+async def test_a_group_starts_from_submit_once_eager_items_wait() -> None:
+    """With ``begin`` the group starts inside the ``submit`` that makes it ``eager`` items
+    long (while a slot is free), not after every runnable caller has submitted: here the
+    first two groups start before the lazy flusher gets to run."""
+    recorder = Recorder()
+    begun: list[list[int]] = []
+
+    def begin(items: list[int]) -> Awaitable[list[int]]:
+        begun.append(list(items))
+        return recorder.write(items)
+
+    writer: GroupWriter[int, int] = GroupWriter(recorder.write, parallel=2, begin=begin, eager=4)
+    results = await asyncio.gather(*(writer.submit(i) for i in range(10)))
+    assert results == [i * 10 for i in range(10)]
+    assert begun == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+    lazy: GroupWriter[int, int] = GroupWriter(recorder.write, parallel=2)
+    recorder.groups.clear()
+    await asyncio.gather(*(lazy.submit(i) for i in range(10)))
+    assert recorder.groups == [list(range(10))]  # without begin: all of them, later
+
+
 async def test_a_failed_group_is_retried_one_by_one() -> None:
     recorder = Recorder(fail_when=7)
     writer: GroupWriter[int, int] = GroupWriter(recorder.write, parallel=2)
@@ -76,19 +106,25 @@ async def test_two_checkpoint_groups_in_flight_each_write_exactly_its_own(
     records = [execution(status="RUNNING") for _ in range(300)]
     await store.create_executions(records)
     in_flight = most = calls = 0
-    write = store.write_checkpoints
+    begin = store.begin_checkpoints
 
-    async def counting(checkpoints: Sequence[Checkpoint]) -> list[bool]:
+    def counting(checkpoints: Sequence[Checkpoint]) -> Awaitable[list[bool]]:
         nonlocal in_flight, most, calls
         in_flight += 1
         calls += 1
         most = max(most, in_flight)
-        try:
-            return await write(checkpoints)
-        finally:
-            in_flight -= 1
+        started = begin(checkpoints)
 
-    store.write_checkpoints = counting  # type: ignore[method-assign]
+        async def written() -> list[bool]:
+            nonlocal in_flight
+            try:
+                return await started
+            finally:
+                in_flight -= 1
+
+        return written()
+
+    store.begin_checkpoints = counting  # type: ignore[method-assign]
     writer = CheckpointWriter(store)
 
     async def finish(record: ExecutionRecord, delay: float) -> bool:
@@ -167,3 +203,38 @@ async def test_settle_waits_for_the_item_of_a_cancelled_caller() -> None:
     await settling
     assert written == ["checkpoint"]
     await writer.settle(5.0)  # nothing in flight: returns at once
+
+
+def test_short_switches_lowers_the_interval_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("STATEFLEET_SWITCH_INTERVAL", raising=False)
+    before = sys.getswitchinterval()
+    with short_switches():
+        assert sys.getswitchinterval() == pytest.approx(min(DEFAULT_SWITCH_INTERVAL, before))
+        with short_switches():  # nested (two batches at once): the outer one restores
+            pass
+        assert sys.getswitchinterval() == pytest.approx(min(DEFAULT_SWITCH_INTERVAL, before))
+    assert sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError), short_switches():
+        raise RuntimeError("the batch failed")
+    assert sys.getswitchinterval() == before
+
+
+def test_short_switches_never_lengthens_and_zero_leaves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = sys.getswitchinterval()
+    monkeypatch.setenv("STATEFLEET_SWITCH_INTERVAL", "0.5")
+    with short_switches():
+        assert sys.getswitchinterval() == before  # only ever shorter
+    monkeypatch.setenv("STATEFLEET_SWITCH_INTERVAL", "0")
+    with short_switches():
+        assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("text", ["fast", "-0.001", "nan"])
+def test_short_switches_refuses_a_bad_setting(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setenv("STATEFLEET_SWITCH_INTERVAL", text)
+    with pytest.raises(ValueError, match="STATEFLEET_SWITCH_INTERVAL"), short_switches():
+        pass
