@@ -383,7 +383,8 @@ def run_local(results: Results, plan: Plan, pg: Any) -> None:
     scenarios = (
         ("sequential", plan.sequential, "sequential execute()"),
         ("concurrent", plan.concurrent, "64 concurrent execute()"),
-        ("batch", plan.local_batch, "local batch, chained, concurrency 256"),
+        ("batch", plan.local_batch, "local batch, chained, concurrency 512"),
+        ("batch256", plan.local_batch, "local batch, chained, concurrency 256"),
     )
     counter = 0
     for kind, size, label in scenarios:
@@ -771,7 +772,8 @@ def report(
         f"distributed {plan.distributed:,}; Celery {plan.celery:,} per run (its rate is "
         "steady well before that); runs per figure: "
         f"{plan.runs}.",
-        "- Local batch: BatchOptions(concurrency=256, chunk_size=1000); latency = from an "
+        "- Local batch: BatchOptions(concurrency=512, chunk_size=1000) (the 256 rows: "
+        "concurrency=256); latency = from an "
         "execution's start to its final write (updated_at - started_at); peak RSS = VmHWM "
         "of the process that ran the scenario.",
         "- Distributed (bench/distributed.py): sources inserted straight into the store, "
