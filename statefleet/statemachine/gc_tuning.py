@@ -27,9 +27,9 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 __all__ = [
     "DEFAULT_GC_THRESHOLD",
@@ -46,66 +46,83 @@ DEFAULT_GC_THRESHOLD: Final = 20_000
 #: The thread switch interval (seconds) while a local batch runs.
 DEFAULT_SWITCH_INTERVAL: Final = 0.001
 
-_depth = 0
-_saved: tuple[int, int, int] | None = None
-_switch_depth = 0
-_saved_switch: float | None = None
+T = TypeVar("T")
+
+
+class _Shared(Generic[T]):
+    """A process-wide interpreter setting that the runs changing it share: the first run
+    sets it, nested and concurrent ones keep it, the last one restores the old value."""
+
+    def __init__(self, read: Callable[[], T], write: Callable[[T], None]) -> None:
+        self._read = read
+        self._write = write
+        self._depth = 0
+        self._saved: T | None = None
+
+    @contextmanager
+    def changed(self, to: Callable[[T], T]) -> Iterator[None]:
+        """Run the block with the setting at ``to(current value)``."""
+        if self._depth == 0:
+            self._saved = self._read()
+            self._write(to(self._saved))
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._saved is not None:
+                self._write(self._saved)
+                self._saved = None
+
+
+_threshold: _Shared[tuple[int, int, int]] = _Shared(
+    gc.get_threshold, lambda value: gc.set_threshold(*value)
+)
+_switches: _Shared[float] = _Shared(sys.getswitchinterval, sys.setswitchinterval)
+
+
+def _from_environment(name: str, parse: Callable[[str], T], default: T, kind: str) -> T:
+    """The setting ``name`` of the environment, parsed (0 or more), or ``default``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = parse(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {kind}, got {text!r}") from None
+    if not value >= 0:  # type: ignore[operator]  # (also NaN)
+        raise ValueError(f"{name} must be 0 or more, got {text!r}")
+    return value
 
 
 def gc_threshold() -> int:
     """The threshold from ``STATEFLEET_GC_THRESHOLD`` (0: off); the default when unset."""
-    text = os.environ.get("STATEFLEET_GC_THRESHOLD", "").strip()
-    if not text:
-        return DEFAULT_GC_THRESHOLD
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(
-            f"STATEFLEET_GC_THRESHOLD must be a whole number (0 turns it off), got {text!r}"
-        ) from None
-    if value < 0:
-        raise ValueError(f"STATEFLEET_GC_THRESHOLD must be 0 or more, got {value}")
-    return value
+    return _from_environment(
+        "STATEFLEET_GC_THRESHOLD", int, DEFAULT_GC_THRESHOLD, "a whole number (0 turns it off)"
+    )
 
 
 @contextmanager
 def relaxed_gc(threshold: int | None = None) -> Iterator[None]:
     """Run the block with fewer garbage collections (see the module docstring). Nested
     and concurrent uses share one setting: the first sets it, the last restores it."""
-    global _depth, _saved
     value = gc_threshold() if threshold is None else threshold
     if value <= 0:
         yield
         return
-    if _depth == 0:
-        _saved = gc.get_threshold()
-        gc.set_threshold(max(value, _saved[0]), _saved[1], _saved[2])
-    _depth += 1
-    try:
+    with _threshold.changed(lambda saved: (max(value, saved[0]), saved[1], saved[2])):
         yield
-    finally:
-        _depth -= 1
-        if _depth == 0 and _saved is not None:
-            gc.set_threshold(*_saved)
-            _saved = None
 
 
 def switch_interval() -> float:
     """The interval from ``STATEFLEET_SWITCH_INTERVAL`` (0: leave it); the default when
     unset."""
-    text = os.environ.get("STATEFLEET_SWITCH_INTERVAL", "").strip()
-    if not text:
-        return DEFAULT_SWITCH_INTERVAL
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(
-            f"STATEFLEET_SWITCH_INTERVAL must be a number of seconds (0 leaves it alone), "
-            f"got {text!r}"
-        ) from None
-    if not value >= 0:  # also NaN
-        raise ValueError(f"STATEFLEET_SWITCH_INTERVAL must be 0 or more, got {text!r}")
-    return value
+    return _from_environment(
+        "STATEFLEET_SWITCH_INTERVAL",
+        float,
+        DEFAULT_SWITCH_INTERVAL,
+        "a number of seconds (0 leaves it alone)",
+    )
 
 
 @contextmanager
@@ -113,19 +130,9 @@ def short_switches(interval: float | None = None) -> Iterator[None]:
     """Run the block with a shorter thread switch interval (see the module docstring),
     never a longer one. Nested and concurrent uses share one setting: the first sets it,
     the last restores it."""
-    global _switch_depth, _saved_switch
     value = switch_interval() if interval is None else interval
     if value <= 0:
         yield
         return
-    if _switch_depth == 0:
-        _saved_switch = sys.getswitchinterval()
-        sys.setswitchinterval(min(value, _saved_switch))
-    _switch_depth += 1
-    try:
+    with _switches.changed(lambda saved: min(value, saved)):
         yield
-    finally:
-        _switch_depth -= 1
-        if _switch_depth == 0 and _saved_switch is not None:
-            sys.setswitchinterval(_saved_switch)
-            _saved_switch = None

@@ -162,7 +162,7 @@ class GroupWriter(Generic[T, R]):
         eager: int = 64,
     ) -> None:
         self._write = write
-        self._begin = begin
+        self._begin = begin or write
         self._eager = eager if begin is not None else max_batch + 1
         self._max_batch = max_batch
         self._parallel = parallel
@@ -199,7 +199,7 @@ class GroupWriter(Generic[T, R]):
         self._writing += 1
         items = [item for item, _ in batch]
         try:
-            writing = self._begin(items) if self._begin is not None else self._write(items)
+            writing = self._begin(items)
         except Exception as exc:  # failed while preparing: the group's callers learn it
             writing = _raise(exc)
         self._spawn(self._finish(batch, writing))

@@ -40,7 +40,7 @@ import logging
 import math
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -156,7 +156,7 @@ ACTIVE: Final = (
 
 #: Ids per ``IN (...)`` list (SQLite allows 32,766 parameters per statement).
 _IN_CHUNK: Final = 1000
-#: Rows per executemany call when creating executions.
+#: Rows per COPY when inserting (PostgreSQL).
 _INSERT_CHUNK: Final = 5000
 #: The largest integer SQLite can compare (containment filters).
 _SQLITE_INT_RANGE: Final = (-(2**63), 2**63 - 1)
@@ -690,11 +690,12 @@ class SQLStore:
         self, conn: AsyncConnection, table: Table, records: Sequence[tuple[Any, ...]]
     ) -> None:
         """Insert rows given as tuples in the table's column order, values converted."""
+        if self._sqlite:
+            for sql, values in _sqlite_inserts(table, records):
+                await conn.exec_driver_sql(sql, values)
+            return
         for chunk in _chunks(records, _INSERT_CHUNK):
-            if self._sqlite:
-                await conn.exec_driver_sql(_sqlite_insert(table), chunk)
-            else:
-                await self._pg_copy(conn, table, chunk)
+            await self._pg_copy(conn, table, chunk)
 
     @staticmethod
     async def _pg_copy(
@@ -2261,11 +2262,12 @@ def _sqlite_insert_values(table: Table, rows: int) -> str:
     return f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([row] * rows)
 
 
-def _sqlite_insert_rows(
-    db: sqlite3.Connection, table: Table, rows: Sequence[Sequence[Any]]
-) -> None:
-    """Insert rows (tuples in table order, converted for the driver) with multi-row INSERT
-    statements of a few fixed sizes (each prepared once, then cached by the driver).
+def _sqlite_inserts(
+    table: Table, rows: Sequence[Sequence[Any]]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The multi-row INSERT statements (and their values) that insert ``rows`` (tuples in
+    table order, converted for the driver): statements of a few fixed sizes, each prepared
+    once and then cached by the driver.
 
     ``executemany`` steps once per row, and the driver lets go of the interpreter's lock
     for every step and must take it back from the event loop's thread each time; here it
@@ -2273,21 +2275,18 @@ def _sqlite_insert_rows(
     start = 0
     total = len(rows)
     for size in _ROWS_PER_STATEMENT:
-        sql = None
         while total - start >= size:
-            if sql is None:
-                sql = _sqlite_insert_values(table, size)
-            db.execute(sql, [value for row in rows[start : start + size] for value in row])
+            sql = _sqlite_insert_values(table, size)
+            yield sql, tuple(value for row in rows[start : start + size] for value in row)
             start += size
 
 
-@functools.cache
-def _sqlite_insert(table: Table) -> str:
-    """``INSERT INTO table (...) VALUES (?, ...)`` for the driver's ``executemany``."""
-    columns = _table_columns(table)
-    names = ", ".join(f'"{name}"' for name, _ in columns)
-    marks = ", ".join("?" for _ in columns)
-    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'
+def _sqlite_insert_rows(
+    db: sqlite3.Connection, table: Table, rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert rows with :func:`_sqlite_inserts`, on the writer's thread."""
+    for sql, values in _sqlite_inserts(table, rows):
+        db.execute(sql, values)
 
 
 def _row_tuples(
