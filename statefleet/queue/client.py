@@ -51,6 +51,7 @@ __all__ = [
     "ENQUEUE",
     "WAKE",
     "QueueClient",
+    "QueueClientClosedError",
     "QueueFullError",
     "aw",
     "redis_settings_from_url",
@@ -100,6 +101,10 @@ if tonumber(score) > tonumber(ARGV[3]) then
 end
 return 3
 """
+
+
+class QueueClientClosedError(StatefleetError):
+    """The queue client was closed and is used again."""
 
 
 class QueueFullError(StatefleetError):
@@ -168,6 +173,7 @@ class QueueClient:
             raise ValueError(f"max_tries must be at least 1, got {max_tries}")
         self.defaults = _Defaults(max_tries, max_depth, wait_when_full, chunk_size, follow_interval)
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> QueueClient:
@@ -194,9 +200,17 @@ class QueueClient:
         return self._settings
 
     async def redis(self) -> ArqRedis:
-        """The connection pool (opened on first use, with arq's JSON (de)serialiser set)."""
+        """The connection pool (opened on first use, with arq's JSON (de)serialiser set).
+
+        Raises `QueueClientClosedError` once `close` was called: a pool opened then (by a
+        batch still enqueueing, say) would have no one left to close it."""
         if self._redis is None:
             async with self._lock:
+                if self._closed:
+                    raise QueueClientClosedError(
+                        f"{self!r} is closed (QueueClient.close() was called): "
+                        "open a new QueueClient to reach Redis again"
+                    )
                 if self._redis is None:
                     self._redis = await create_pool(
                         self._settings,
@@ -206,9 +220,15 @@ class QueueClient:
         return self._redis
 
     async def close(self) -> None:
+        """Close the connection pool; the client cannot be used afterwards."""
+        self._closed = True
         if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+            redis, self._redis = self._redis, None
+            await redis.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def __aenter__(self) -> QueueClient:
         await self.redis()

@@ -77,7 +77,19 @@ async def client(redis_url: str) -> AsyncIterator[QueueClient]:
     try:
         yield queue
     finally:
+        await end_leftover_tasks()
         await queue.close()
+
+
+async def end_leftover_tasks() -> None:
+    """Cancel and await the tasks a test left running (the background task of a batch it did
+    not wait for): one still talking to Redis as its client closes could open a connection
+    that outlives the pool, and the test's event loop."""
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
 
 
 def settings(store_postgresql_url: str, redis_url: str, **extra: Any) -> Settings:

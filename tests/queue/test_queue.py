@@ -13,7 +13,7 @@ import pytest
 from arq.jobs import Job, JobStatus
 
 from statefleet import BatchOptions, PersistentStateMachine, TaskError
-from statefleet.queue import QueueClient, QueueFullError
+from statefleet.queue import QueueClient, QueueClientClosedError, QueueFullError
 from statefleet.queue.deadletters import DeadLetters
 from statefleet.queue.inspector import Inspector
 from statefleet.queue.jobs import FUNCTION, loads
@@ -47,6 +47,21 @@ async def test_enqueue_is_pipelined_idempotent_and_in_arq_layout(
     assert info.kwargs["e"] == records[0].id and info.kwargs["q"] == "low"
     assert await job.status() == JobStatus.queued
     assert await redis.ttl(Keys.job(job.job_id)) == -1  # job records do not expire
+
+
+async def test_a_closed_client_refuses_to_open_a_new_pool(client: QueueClient) -> None:
+    pool = await client.redis()
+    assert await client.depth() == 0
+    await client.close()
+    assert client.closed
+    # every connection of the pool is closed, and nothing opens another one
+    assert not any(c.is_connected for c in pool.connection_pool._available_connections)
+    with pytest.raises(QueueClientClosedError, match=r"is closed \(QueueClient.close\(\) was"):
+        await client.depth()
+    with pytest.raises(QueueClientClosedError):
+        async with client:
+            pass
+    await client.close()  # a second close does nothing
 
 
 async def test_a_batch_runs_on_the_queue(pg: SQLStore, client: QueueClient) -> None:

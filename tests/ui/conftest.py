@@ -22,6 +22,7 @@ from statefleet.queue.priorities import QueueSelection, parse_queues
 from statefleet.queue.worker import FleetWorker, WorkerOptions, run_worker
 from statefleet.store import SQLStore, open_store
 from statefleet.ui import create_app
+from tests.queue.conftest import end_leftover_tasks
 from tests.store_fixtures import truncate
 
 PREFIX = "sf-ui"
@@ -114,6 +115,7 @@ async def queue(redis_url: str) -> AsyncIterator[QueueClient]:
     try:
         yield client
     finally:
+        await end_leftover_tasks()
         await client.close()
 
 
