@@ -78,6 +78,7 @@ from statefleet.statemachine.protocols import (
     ExecutionFilter,
     ExecutionRecord,
     HistoryRecord,
+    LinkRecord,
     WaitRecord,
 )
 from statefleet.store import (
@@ -765,18 +766,61 @@ def executions_show(
     app_ref: AppOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """One execution: status, where it stopped, input, output or error."""
+    """One execution: status, where it stopped, input, output or error, and the chained
+    executions it took its input from or gave its output to."""
     env = _Env.of(app_ref, database_url)
-    record = _run(_with_store(env, lambda store: store.get_execution(execution_id)))
+    record, chained_from, chained_to = _run(
+        _with_store(env, lambda store: _execution_and_links(store, execution_id))
+    )
     if record is None:
         raise _fail(f"no execution {execution_id!r}")
     if json_:
-        _echo_json(_record(record))
+        _echo_json(
+            {
+                **_record(record),
+                "chained_from": [_record(link) for link in chained_from],
+                "chained_to": [_record(link) for link in chained_to],
+            }
+        )
         return
-    _print_execution(record)
+    _print_execution(record, chained_from, chained_to)
 
 
-def _print_execution(r: ExecutionRecord) -> None:
+async def _execution_and_links(
+    store: SQLStore, execution_id: str
+) -> tuple[ExecutionRecord | None, list[LinkRecord], list[LinkRecord]]:
+    record = await store.get_execution(execution_id)
+    if record is None:
+        return None, [], []
+    return record, await store.links_to(execution_id), await store.links_from(execution_id)
+
+
+#: chain links `executions show` prints, each way (``--json`` gives all)
+SHOWN_LINKS = 10
+
+
+def _link_lines(links: Sequence[LinkRecord], source: bool) -> Text:
+    lines = []
+    for link in links[:SHOWN_LINKS]:
+        if source:
+            how = [link.source_machine_id]
+            if link.source_state is not None:
+                how.append(f"state {link.source_state}")
+            if link.transformer is not None:
+                how.append(f"transformer {link.transformer}")
+            lines.append(f"{link.source_execution_id} ({', '.join(how)})")
+        else:
+            lines.append(f"{link.target_execution_id} ({link.target_machine_id})")
+    if len(links) > SHOWN_LINKS:
+        lines.append(f"... and {len(links) - SHOWN_LINKS} more (--json lists them all)")
+    return Text("\n".join(lines))
+
+
+def _print_execution(
+    r: ExecutionRecord,
+    chained_from: Sequence[LinkRecord] = (),
+    chained_to: Sequence[LinkRecord] = (),
+) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -797,6 +841,10 @@ def _print_execution(r: ExecutionRecord) -> None:
     rows.append(("input", _dumps(r.input)))
     if r.status == "SUCCEEDED":
         rows.append(("output", _dumps(r.output)))
+    if chained_from:
+        rows.append(("chained from", _link_lines(chained_from, source=True)))
+    if chained_to:
+        rows.append(("chained to", _link_lines(chained_to, source=False)))
     for key, value in rows:
         grid.add_row(key, value if isinstance(value, Text) else _cell(value))
     _stdout().print(grid)
