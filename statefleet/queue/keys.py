@@ -31,6 +31,7 @@ are never written (aborts are not used; the heartbeat registry replaces the heal
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from arq.constants import (
@@ -82,6 +83,10 @@ class Keys:
         """The index of machine ``machine_id``'s jobs in ``queue`` (for ``--machines``)."""
         return f"{self.machine_queue_prefix}{queue}:{machine_id}"
 
+    def machine_queue_pattern(self, queue: str) -> str:
+        """A SCAN pattern matching every machine index of ``queue``."""
+        return glob_escape(self.machine_queue(queue, "")) + "*"
+
     # ---------------------------------------------------------------- jobs
 
     def job_id(self, execution_id: str) -> str:
@@ -111,7 +116,7 @@ class Keys:
         return ARQ_RESULT + job_id
 
     def result_pattern(self) -> str:
-        return f"{ARQ_RESULT}{self.prefix}:*"
+        return f"{glob_escape(ARQ_RESULT + self.prefix)}:*"
 
     # ---------------------------------------------------------------- workers, dead letters, stats
 
@@ -141,6 +146,11 @@ class Keys:
 
     def stats(self, kind: str, queue: str, day: str | None = None) -> str:
         return f"{self.prefix}:stats:{kind}:{queue}:{day or today()}"
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis ``SCAN MATCH`` / ``KEYS`` pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
 
 
 def today() -> str:

@@ -364,13 +364,40 @@ class QueueOps:
             for job_id in job_ids:
                 pipe.zscore(self.keys.queue(queue), job_id)
             scores = await pipe.execute()
+        later = [
+            job_id
+            for job_id, score in zip(job_ids, scores, strict=True)
+            if score is not None and float(score) > now_ms
+        ]
+        machines = await self._machines_of(later)
         async with redis.pipeline(transaction=True) as pipe:
-            for job_id, score in zip(job_ids, scores, strict=True):
-                if score is not None and float(score) > now_ms:
-                    pipe.zadd(self.keys.queue(queue), {job_id: now_ms}, xx=True)
-                    moved += 1
+            for job_id in later:
+                pipe.zadd(self.keys.queue(queue), {job_id: now_ms}, xx=True)
+                machine = machines.get(job_id)
+                if machine is not None:  # machine-filtered workers read this index
+                    pipe.zadd(self.keys.machine_queue(queue, machine), {job_id: now_ms}, xx=True)
+                moved += 1
             await pipe.execute()
         return moved
+
+    async def _machines_of(self, job_ids: list[str]) -> dict[str, str]:
+        """The machine each job names (from its record in Redis), where it can be read."""
+        if not job_ids:
+            return {}
+        redis = await self.client.redis()
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.get(self.keys.job(job_id))
+            raws = await pipe.execute()
+        machines: dict[str, str] = {}
+        for job_id, raw in zip(job_ids, raws, strict=True):
+            try:
+                machine = jobs.loads(raw)["k"]["m"] if raw is not None else None
+            except (ValueError, TypeError, KeyError):
+                continue
+            if isinstance(machine, str) and machine:
+                machines[job_id] = machine
+        return machines
 
     async def drop_jobs(self, queue: str, job_ids: list[str]) -> list[str]:
         """Remove jobs that are not running from the queue, with their records; returns
@@ -385,10 +412,14 @@ class QueueOps:
         removable = [j for j, busy in zip(job_ids, locked, strict=True) if not busy]
         if not removable:
             return []
+        machines = await self._machines_of(removable)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.zrem(self.keys.queue(queue), *removable)
             for job_id in removable:
                 pipe.delete(self.keys.job(job_id), self.keys.retry(job_id))
+                machine = machines.get(job_id)
+                if machine is not None:
+                    pipe.zrem(self.keys.machine_queue(queue, machine), job_id)
             await pipe.execute()
         return removable
 
@@ -405,10 +436,16 @@ class QueueOps:
         redis = await self.client.redis()
         if int(await aw(redis.zcard(self.keys.queue(queue)))):
             return False
+        indexes = [
+            key
+            async for key in redis.scan_iter(
+                match=self.keys.machine_queue_pattern(queue), count=1000
+            )
+        ]
         async with redis.pipeline(transaction=True) as pipe:
             pipe.srem(self.keys.queues, queue)
             pipe.srem(self.keys.paused, queue)
-            pipe.delete(self.keys.queue(queue))
+            pipe.delete(self.keys.queue(queue), *indexes)
             await pipe.execute()
         return True
 

@@ -154,15 +154,22 @@ async def enqueued(client: QueueClient, count: int) -> None:
     raise AssertionError(f"the queues hold {await client.depth()} jobs, not {count}")
 
 
-async def burst(store: SQLStore, client: QueueClient, *, expect: int = 0) -> FleetWorker:
+async def burst(
+    store: SQLStore,
+    client: QueueClient,
+    *,
+    expect: int = 0,
+    timeout: float = 60.0,  # noqa: ASYNC109
+    **overrides: Any,
+) -> FleetWorker:
     """An in-process arq burst worker, until the (unpaused) queues are empty; first,
     until they hold ``expect`` jobs."""
     await enqueued(client, expect)
     app = App(resources=RESOURCES, settings=settings_for(store, None))
     assert client.redis_settings is not None
     own = QueueClient(client.redis_settings, prefix=PREFIX)
-    async with asyncio.timeout(60):
-        return await run_worker(app, worker_options(), client=own, store=store)
+    async with asyncio.timeout(timeout):
+        return await run_worker(app, worker_options(**overrides), client=own, store=store)
 
 
 async def stop(*batches: Any) -> None:

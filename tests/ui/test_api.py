@@ -161,12 +161,28 @@ async def test_run_now_delete_cancel_and_delete_queue(pg: Any, queue: Any, make_
         for job in scheduled[1:]:
             record = await pg.get_execution(job["execution_id"])
             assert record.status == "ABORTED"
+        # the index machine-filtered workers read follows both actions: the job run now is
+        # there at its new time, the deleted ones are gone
+        redis = await queue.redis()
+        index = queue.keys.machine_queue("low", flaky.machine_id)
+        assert await redis.zrange(index, 0, -1, withscores=True) == [
+            (
+                scheduled[0]["job_id"].encode(),
+                await redis.zscore(queue.keys.queue("low"), scheduled[0]["job_id"]),
+            )
+        ]
         # a queue that holds a job cannot be deleted; an empty one can
         refused = await ui.post("/api/queues/low/delete", status=409)
         assert "not empty" in refused["error"]
-        await burst(pg, queue)
+        # a worker serving only this machine takes the job run now (not in an hour)
+        served = await burst(pg, queue, machines=frozenset({flaky.machine_id}), timeout=20)
+        assert served.counters.done == 1
         await batch.wait()
+        await redis.zadd(index, {"stale": 0})  # as an index entry left by an older version
         assert (await ui.post("/api/queues/low/delete")) == {"queue": "low", "deleted": True}
+        assert not [
+            key async for key in redis.scan_iter(match=queue.keys.machine_queue_pattern("low"))
+        ]
         names = [q["name"] for q in await ui.get("/api/queues")]
         assert "low" not in names
         await ui.post("/api/queues/low/delete", status=404)
