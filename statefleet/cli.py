@@ -71,7 +71,7 @@ from statefleet.settings import Settings
 from statefleet.statemachine.batch import Batch, BatchOptions
 from statefleet.statemachine.lifecycle import ExecutionStatus, IllegalTransition
 from statefleet.statemachine.machine import StateMachine
-from statefleet.statemachine.persistent import PersistentStateMachine, replace_options
+from statefleet.statemachine.persistent import PersistentStateMachine
 from statefleet.statemachine.protocols import (
     BatchRecord,
     DefinitionRecord,
@@ -1282,8 +1282,9 @@ def batch_resume(
     app_ref: AppOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Resume a batch interrupted by a crash: run its unfinished executions and start the
-    ones it had not reached, none twice. A bulk batch needs its --inputs file again.
+    """Resume a batch interrupted by a crash, or cancelled: run its unfinished executions
+    and start the ones it had not reached, none twice. A bulk batch needs its --inputs file
+    again.
     Executions a crashed process of this host was running are taken over at once; those of
     a process on another host stay leased to it until their lease expires
     (STATEFLEET_LEASE_SECONDS): resuming before that leaves them, and exits 1.
@@ -1310,8 +1311,7 @@ def batch_resume(
                         f"batch {record.name!r} was started from inputs: "
                         "give the same file again with --inputs FILE.jsonl"
                     )
-                options = replace_options(BatchOptions(), record.options, record.name)
-                batch = await sm.execute_bulk(stream(), options)
+                batch = await sm.resume_batch(batch_id, inputs=stream())
                 total = count
             return await _batch_outcome(batch, console, f"{sm.machine_id} {batch.name}", total)
 

@@ -78,7 +78,8 @@ Callback = Callable[["Batch"], Any]
 class BatchOptions:
     """How a batch runs. Every field has a sane default."""
 
-    #: A batch name is idempotent: starting a batch whose name exists resumes it.
+    #: A batch name is idempotent: starting a batch whose name exists resumes it (a
+    #: cancelled one stays cancelled: nothing runs; ``resume_batch(id)`` resumes it).
     name: str | None = None
     #: Prefix of the executions' names (default: the batch name and a dash).
     name_prefix: str | None = None
@@ -527,11 +528,23 @@ async def run_batch(
 ) -> Batch:
     """Create (or resume, by name) a batch and start it; return its handle at once."""
     store = machine.store
+    name = options.name or f"batch-{new_id()}"
+    existing = await store.get_batch_by_name(machine.machine_id, name)
+    if existing is not None and existing.status == BatchStatus.ABORTED:
+        # cancelled by someone: starting it again by name (a restarted leader, a rerun
+        # script) does not undo that; ``resume_batch(id)`` does, on purpose
+        logger.info(
+            "batch %s was cancelled (%s): starting it by name runs nothing",
+            name,
+            existing.stop_reason,
+        )
+        ended = Batch(machine, existing)
+        ended._cancelled = True
+        ended._stopping = existing.stop_reason
+        return ended
     dispatcher = machine.get_queue_client()
     if dispatcher is not None:  # distributed mode: refuse at once if the queue is full
         await dispatcher.admit(machine, options)
-    name = options.name or f"batch-{new_id()}"
-    existing = await store.get_batch_by_name(machine.machine_id, name)
     resume = existing is not None
     if existing is None:
         record = await store.create_batch(
@@ -547,8 +560,15 @@ async def run_batch(
     else:
         record = existing
         if record.status != BatchStatus.RUNNING:
-            await store.update_batch(record.id, status=BatchStatus.RUNNING, finished_at=None)
+            await store.update_batch(
+                record.id,
+                status=BatchStatus.RUNNING,
+                reopen=True,
+                expected_status=record.status,
+            )
             record.status = BatchStatus.RUNNING
+            record.stop_reason = None
+            record.finished_at = None
     batch = Batch(machine, record)
     prefix = options.name_prefix if options.name_prefix is not None else f"{name}-"
     skip = await store.count_executions(ExecutionFilter(batch_id=record.id)) if resume else 0

@@ -33,6 +33,7 @@ from statefleet.errors import (
 from statefleet.statemachine.batch import (
     Batch,
     BatchOptions,
+    BatchStatus,
     bulk_source,
     chain_source,
     run_batch,
@@ -835,21 +836,41 @@ class PersistentStateMachine:
     async def list_batches(self, limit: int = 100) -> builtins.list[BatchRecord]:
         return await self.store.list_batches(self.machine_id, limit)
 
-    async def resume_batch(self, batch_id: str, options: BatchOptions | None = None) -> Batch:
-        """Resume a chained batch interrupted by a crash: run its unfinished executions and
-        chain the sources it had not reached — none twice. (A bulk batch is resumed by
-        starting it again with the same name and inputs.)"""
+    async def resume_batch(
+        self,
+        batch_id: str,
+        options: BatchOptions | None = None,
+        *,
+        inputs: Iterable[Any] | AsyncIterable[Any] | None = None,
+    ) -> Batch:
+        """Resume a batch interrupted by a crash: run its unfinished executions and start
+        the ones it had not reached — none twice. A chained batch chains the sources it had
+        not reached; a bulk batch needs the same ``inputs`` again (those it had created are
+        skipped). A cancelled batch is taken up again only this way (started again by
+        name, it stays cancelled)."""
         record = await self.store.get_batch(batch_id)
         if record is None:
             raise NotFoundError(f"no batch {batch_id!r}")
         stored = record.options
-        if stored.get("kind") != "chain":
+        chained = stored.get("kind") == "chain"
+        if chained and inputs is not None:
+            raise ChainingError(f"batch {record.name!r} is chained: it takes no inputs")
+        if not chained and inputs is None:
             raise ChainingError(
-                f"batch {record.name!r} was started from inputs: start it again with "
-                "execute_bulk(inputs, BatchOptions(name=...)) to resume it"
+                f"batch {record.name!r} was started from inputs: give the same inputs again "
+                "(resume_batch(batch_id, inputs=...))"
+            )
+        if record.status == BatchStatus.ABORTED:
+            await self.store.update_batch(
+                record.id,
+                status=BatchStatus.RUNNING,
+                reopen=True,
+                expected_status=BatchStatus.ABORTED,
             )
         base = options or BatchOptions()
         options = replace_options(base, stored, record.name)
+        if inputs is not None:
+            return await self.execute_bulk(inputs, options)
         return await self.execute_batch(
             filter_from_record(stored["filter"]),
             source_state=stored.get("source_state"),

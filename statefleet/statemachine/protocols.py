@@ -446,6 +446,7 @@ class Store(Protocol):
         stop_reason: str | None = None,
         finished_at: datetime | None = None,
         expected_status: str | None = None,
+        reopen: bool = False,
     ) -> bool: ...
 
     # dead letters and retention

@@ -1742,10 +1742,12 @@ class SQLStore:
         stop_reason: str | None = None,
         finished_at: datetime | None = None,
         expected_status: str | None = None,
+        reopen: bool = False,
     ) -> bool:
         """Set the given fields (those left None keep their value). With
         ``expected_status``, only if the batch has that status now (a cancel and the end of
-        a run race: whichever writes first wins). Returns whether the batch was updated."""
+        a run race: whichever writes first wins). ``reopen`` also clears the stop reason
+        and the end time (a batch resumed). Returns whether the batch was updated."""
         given = {
             "status": status,
             "total": total,
@@ -1753,7 +1755,9 @@ class SQLStore:
             "stop_reason": stop_reason,
             "finished_at": finished_at,
         }
-        values = {name: value for name, value in given.items() if value is not None}
+        values: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+        if reopen:
+            values.update(stop_reason=None, finished_at=None)
         if not values:
             return False
         statement = update(BATCHES).where(BATCHES.c.id == batch_id)

@@ -958,6 +958,12 @@ class Fleet:
         record = await self.store.get_batch(batch_id)
         if record is None:
             raise NotFoundError(f"no batch {batch_id!r}")
+        if record.options.get("kind") != "chain":
+            raise UserError(
+                f"batch {record.name!r} was started from inputs: resume it with the same "
+                f"inputs, statefleet batch resume {batch_id} --inputs FILE.jsonl",
+                status=409,
+            )
         machine = await self.machine(record.state_machine_id)
         try:
             batch = await machine.resume_batch(batch_id)

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from statefleet import BatchOptions, ExecutionFilter, PersistentStateMachine, TaskError
+from statefleet import (
+    BatchOptions,
+    ChainingError,
+    ExecutionFilter,
+    PersistentStateMachine,
+    TaskError,
+)
 from statefleet.store import SQLStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -376,6 +382,88 @@ async def test_interrupting_a_batch_ends_at_once_and_leaves_it_resumable(store: 
         done = await resumed.wait()
     assert done.status == "SUCCEEDED"
     assert done.counters == {"SUCCEEDED": 100}
+    stored = await store.get_batch(batch.id)
+    assert stored is not None
+    assert (stored.status, stored.stop_reason) == ("SUCCEEDED", None)  # not "interrupted"
+    assert stored.finished_at is not None and stored.finished_at >= done.created_at
+
+
+async def test_a_cancelled_batch_stays_cancelled_when_started_again_by_name(
+    store: SQLStore,
+) -> None:
+    gate = asyncio.Event()
+
+    async def gated_ship(order: dict[str, Any]) -> dict[str, Any]:
+        await gate.wait()
+        return {"shipped": order["id"]}
+
+    sources = await intake(store)
+    first = await sources.execute_bulk(({"id": i, "qty": 1} for i in range(40)), BatchOptions())
+    await first.wait()
+    sm = await fulfil(store, ship=gated_ship)
+    batch = await sm.execute_batch(
+        ExecutionFilter(state_machine_id="intake"),
+        options=BatchOptions(name="nightly", concurrency=4, chunk_size=10),
+    )
+    async with asyncio.timeout(30):
+        while batch.counters.running < 4:  # noqa: ASYNC110 - polling the live counters
+            await asyncio.sleep(0.01)
+    await batch.cancel("stopped by the operator")
+    gate.set()
+    cancelled = await batch.wait()
+    assert cancelled.status == "ABORTED"
+    created = await sm.count(ExecutionFilter(batch_id=batch.id))
+    assert created < 40
+
+    # a restarted leader starting "nightly" again: nothing runs, the cancel stands
+    again = await sm.execute_batch(
+        ExecutionFilter(state_machine_id="intake"), options=BatchOptions(name="nightly")
+    )
+    assert again.id == batch.id
+    record = await asyncio.wait_for(again.wait(), 10)
+    assert (record.status, record.stop_reason) == ("ABORTED", "stopped by the operator")
+    assert await sm.count(ExecutionFilter(batch_id=batch.id)) == created
+    assert set(await again.counts()) == {"ABORTED"}
+
+    # resuming it by id is deliberate: it chains the sources it had not reached, none twice
+    resumed = await sm.resume_batch(batch.id)
+    done = await asyncio.wait_for(resumed.wait(), 30)
+    assert (done.status, done.stop_reason) == ("SUCCEEDED", None)
+    counts = await resumed.counts()
+    assert counts["SUCCEEDED"] == 40 - created and sum(counts.values()) == 40
+    targets = await sm.list(ExecutionFilter(batch_id=batch.id, limit=100))
+    linked = [(await store.links_to(t.id))[0].source_execution_id for t in targets]
+    assert len(set(linked)) == len(linked) == 40
+
+
+async def test_a_cancelled_bulk_batch_is_resumed_by_id_with_its_inputs(store: SQLStore) -> None:
+    gate = asyncio.Event()
+
+    async def gated_price(order: dict[str, Any]) -> int:
+        await gate.wait()
+        return 1
+
+    sm = await PersistentStateMachine.create(
+        INTAKE, machine_id="intake", store=store, resources={"shop:price": gated_price}
+    )
+    inputs = [{"id": i, "qty": 1} for i in range(60)]
+    batch = await sm.execute_bulk(inputs, BatchOptions(name="bulk", concurrency=3, chunk_size=10))
+    async with asyncio.timeout(30):
+        while batch.counters.running < 3:  # noqa: ASYNC110 - polling the live counters
+            await asyncio.sleep(0.01)
+    await batch.cancel()
+    gate.set()
+    assert (await batch.wait()).status == "ABORTED"
+    created = await sm.count(ExecutionFilter(batch_id=batch.id))
+    with pytest.raises(ChainingError, match="'bulk' was started from inputs: give the same"):
+        await sm.resume_batch(batch.id)
+    assert (await store.get_batch(batch.id)).status == "ABORTED"  # type: ignore[union-attr]
+    resumed = await sm.resume_batch(batch.id, inputs=iter(inputs))
+    done = await asyncio.wait_for(resumed.wait(), 30)
+    assert (done.id, done.status) == (batch.id, "SUCCEEDED")
+    assert await resumed.counts() == {"ABORTED": created, "SUCCEEDED": 60 - created}
+    names = [r.name for r in await sm.list(ExecutionFilter(batch_id=batch.id, limit=100))]
+    assert len(set(names)) == len(names) == 60  # each input once
 
 
 async def test_started_at_is_when_an_execution_starts_running(store: SQLStore) -> None:

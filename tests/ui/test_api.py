@@ -310,7 +310,7 @@ async def test_batch_cancel_and_failures_by_error(pg: Any, queue: Any, make_ui: 
         assert cancelled["counts"] == {"ABORTED": 3}
         await stuck.wait()  # its driver sees every execution ended
         refused = await ui.post(f"/api/batches/{batch.id}/resume", status=409)
-        assert "execute_bulk" in refused["error"]
+        assert f"statefleet batch resume {batch.id} --inputs FILE.jsonl" in refused["error"]
 
 
 async def test_dead_letters_retry_and_purge_by_filter(filled: Fleet, make_ui: Any) -> None:
