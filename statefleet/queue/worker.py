@@ -334,6 +334,8 @@ class FleetWorker(Worker):
         finally:
             if self.client._redis is self.pool:
                 self.client._redis = None
+            if self._renewer is not None:
+                await self._renewer.close()
             if self._own_store and self.store_ is not None:
                 await self.store_.close()
                 self.store_ = None

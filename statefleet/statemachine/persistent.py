@@ -372,6 +372,15 @@ class LeaseRenewer:
         if renewing is not None and not renewing.done():
             await asyncio.wait([renewing], timeout=within)
 
+    async def close(self) -> None:
+        """Stop renewing (a runner shutting down): the renewal task ends now, not at its
+        next wake-up; the leases still held lapse as they would if the process died."""
+        self.held.clear()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def _run(self) -> None:
         interval = max(0.05, self.lease_seconds / 3)
         while self.held:

@@ -67,7 +67,10 @@ async def test_a_closed_client_refuses_to_open_a_new_pool(client: QueueClient) -
 async def test_a_batch_runs_on_the_queue(pg: SQLStore, client: QueueClient) -> None:
     sm = await numbers(pg, client)
     batch = await sm.execute_bulk([{"n": i} for i in range(300)], BatchOptions(name="b"))
-    await burst(RESOURCES, pg, client, concurrency=30)
+    fleet = await burst(RESOURCES, pg, client, concurrency=30)
+    # the worker closed leaves nothing running behind it (its lease renewal task ended)
+    assert fleet.counters.done == 300
+    assert not [t for t in asyncio.all_tasks() if "LeaseRenewer" in repr(t.get_coro())]
     record = await asyncio.wait_for(batch.wait(), 30)
     assert record.status == "SUCCEEDED"
     assert record.counters == {"SUCCEEDED": 300}
