@@ -213,7 +213,10 @@ async def _store(store: Store | None, app: App | None) -> AsyncIterator[Store]:
         yield store
         return
     settings = app.settings if app is not None else None
-    opened = await open_store(settings.database_url if settings is not None else None)
+    if settings is None:
+        opened = await open_store()
+    else:
+        opened = await open_store(settings.database_url, **settings.store_options())
     try:
         yield opened
     finally:

@@ -324,7 +324,9 @@ class _Env:
     @asynccontextmanager
     async def store(self) -> AsyncIterator[SQLStore]:
         try:
-            store = await open_store(self.database_url)
+            store = await open_store(
+                self.database_url, **self.app.settings.store_options(self.database_url)
+            )
         except ValueError as exc:  # an unsupported URL
             raise _fail(str(exc)) from None
         try:

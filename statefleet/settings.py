@@ -9,6 +9,7 @@ common ``REDIS_URL``, ``REDIS_ADDR``, ``REDIS_HOST``/``REDIS_PORT``/``REDIS_PASS
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store."
+    )
+    database_pool_size: int = Field(
+        default=5,
+        gt=0,
+        description="PostgreSQL connections a process keeps open (twice as many more at peaks).",
     )
     redis_url: str | None = Field(
         default=None, description="Redis URL; set to run batches on the arq queue."
@@ -64,6 +70,16 @@ class Settings(BaseSettings):
     ui_secret: SecretStr | None = Field(
         default=None, description="Signs session cookies and CSRF tokens (default: random)."
     )
+
+    def store_options(self, url: str | None = None) -> dict[str, Any]:
+        """What ``open_store`` takes for the database at ``url`` (default: ``database_url``)
+        besides the URL: the connection pool's size on PostgreSQL; nothing for SQLite,
+        whose store keeps one writer connection of its own."""
+        from statefleet.store.engine import normalize_url
+
+        if normalize_url(url or self.database_url).get_backend_name() == "sqlite":
+            return {}
+        return {"pool_size": self.database_pool_size, "max_overflow": 2 * self.database_pool_size}
 
     def resolved_redis_url(self) -> str | None:
         """The Redis URL from STATEFLEET_REDIS_URL, else from the common REDIS_* variables."""

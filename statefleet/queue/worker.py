@@ -291,7 +291,8 @@ class FleetWorker(Worker):
         delay = 0.5
         while True:
             try:
-                return await open_store(self.app.settings.database_url)
+                settings = self.app.settings
+                return await open_store(settings.database_url, **settings.store_options())
             except InfrastructureError as exc:
                 if self._stopping or not store_unreachable(exc):
                     raise

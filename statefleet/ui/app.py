@@ -149,7 +149,11 @@ def create_app(
         from statefleet.store import open_store
 
         own_store = store is None
-        opened_store: Any = store if store is not None else await open_store(settings.database_url)
+        opened_store: Any = (
+            store
+            if store is not None
+            else await open_store(settings.database_url, **settings.store_options())
+        )
         client: QueueClient | None
         own_client = not isinstance(redis, QueueClient)
         if isinstance(redis, QueueClient):
