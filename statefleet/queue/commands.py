@@ -644,7 +644,7 @@ def register(app: typer.Typer, cli: Any) -> None:
         redis_url: RedisUrlOption = None,
     ) -> None:
         """Delete ended executions and job results older than the retention (dead letters
-        stay until `dlq purge`)."""
+        stay until `dlq purge`), and kept messages past their own expiry."""
         from statefleet.queue.recovery import purge
 
         try:
@@ -664,7 +664,10 @@ def register(app: typer.Typer, cli: Any) -> None:
                     await client.close()
 
         report = cli._run(go())
-        typer.echo(f"purged {report.executions} executions and {report.results} job results")
+        typer.echo(
+            f"purged {report.executions} executions, {report.results} job results and "
+            f"{report.messages} expired messages"
+        )
 
     # ------------------------------------------------------------------ queue
 

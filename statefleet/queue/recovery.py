@@ -219,12 +219,18 @@ def _score(record: ExecutionRecord) -> int:
 class PurgeReport:
     executions: int = 0
     results: int = 0
+    messages: int = 0
 
 
 async def purge(store: Store, client: QueueClient | None, *, older_than: timedelta) -> PurgeReport:
-    """Delete ended executions and arq job results older than ``older_than``."""
-    cutoff = datetime.now(UTC) - older_than
-    report = PurgeReport(executions=await store.purge_executions(ended_before=cutoff))
+    """Delete ended executions and arq job results older than ``older_than``, and the kept
+    messages whose own time to be kept has run out."""
+    now = datetime.now(UTC)
+    cutoff = now - older_than
+    report = PurgeReport(
+        executions=await store.purge_executions(ended_before=cutoff),
+        messages=await store.purge_messages(now=now),
+    )
     if client is None:
         return report
     redis = await client.redis()

@@ -470,6 +470,10 @@ class Store(Protocol):
         those a dead letter names."""
         ...
 
+    async def purge_messages(self, *, now: datetime) -> int:
+        """Delete kept messages (taken or not) whose time to be kept ran out before ``now``."""
+        ...
+
     # callbacks: task tokens and messages
     async def open_wait(self, record: WaitRecord, *, now: datetime) -> WaitRecord:
         """Save a new wait; the execution's earlier unconsumed waits are consumed (open ones

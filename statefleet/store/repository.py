@@ -1674,6 +1674,14 @@ class SQLStore:
                 ],
             )
 
+    async def purge_messages(self, *, now: datetime) -> int:
+        """Delete kept messages (taken or not) whose time to be kept ran out before ``now``
+        (``keep_message`` also does it on its way; this is for ``statefleet purge``)."""
+        m = KEPT_MESSAGES
+        async with self._transaction(write=True) as conn:
+            result = await conn.execute(delete(m).where(m.c.expires_at < _ts(now)))
+            return int(result.rowcount)
+
     async def list_messages(
         self, *, correlation_key: str | None = None, limit: int = 100
     ) -> list[MessageRecord]:

@@ -148,6 +148,10 @@ async def test_kept_message_is_taken_once_before_it_expires(store: SQLStore) -> 
     )
     assert waits.status == "WAITING"
     assert await store.list_messages() == []
+    # the expired one went as the next was kept; the taken one stays (consumed) until its
+    # expiry, and is purged only once that has passed
+    assert await store.purge_messages(now=now + timedelta(minutes=4)) == 0
+    assert await store.purge_messages(now=now + timedelta(minutes=6)) == 1
 
 
 async def test_waits_go_with_purged_executions(store: SQLStore) -> None:

@@ -15,9 +15,9 @@ import pytest
 from statefleet.queue import QueueClient
 from statefleet.queue.commands import batch_request, next_cron, run_on_schedule, start_batch
 from statefleet.queue.jobs import dumps
-from statefleet.statemachine.protocols import DeadLetterRecord, new_id
+from statefleet.statemachine.protocols import DeadLetterRecord, MessageRecord, new_id
 from statefleet.store import SQLStore
-from statefleet.store.repository import HISTORY
+from statefleet.store.repository import HISTORY, KEPT_MESSAGES
 from tests.queue.conftest import RESOURCES, numbers, worker
 
 pytestmark = pytest.mark.timeout(120)
@@ -203,12 +203,25 @@ async def test_purge_deletes_what_ended_before_the_retention_and_keeps_the_rest(
     await redis.set(new_result, dumps({"ft": int(now.timestamp() * 1000), "s": True}))
     await redis.set(foreign, dumps({"ft": 0}))
 
+    # kept messages go by their own expiry, not by the retention
+    for key, expires in (
+        ("live", now + timedelta(hours=1)),
+        ("expired", now - timedelta(minutes=1)),
+    ):
+        await pg.keep_message(
+            MessageRecord(id=new_id(), correlation_key=key, correlation_value=1, expires_at=expires)
+        )
+
     env = _env(store_postgresql_url, redis_url)
     code, _, err = await _cli("purge", "--older-than", "soon", env=env)
     assert code == 2 and "not a duration: 'soon'" in err
     code, out, err = await _cli("purge", "--older-than", "7d", env=env)
     assert code == 0, err
-    assert "purged 1 executions and 1 job results" in out
+    assert "purged 1 executions, 1 job results and 1 expired messages" in out
+    assert [m.correlation_key for m in await pg.list_messages()] == ["live"]
+    async with pg.engine.connect() as conn:  # the expired one is gone from the table
+        rows = (await conn.execute(KEPT_MESSAGES.select())).all()
+    assert [row.correlation_key for row in rows] == ["live"]
     assert await pg.get_execution(old.id) is None
     assert await pg.history(old.id) == []
     for kept in (recent, lettered, running):
