@@ -62,6 +62,7 @@ from sqlalchemy import (
     case,
     column,
     delete,
+    event,
     exists,
     func,
     insert,
@@ -594,7 +595,8 @@ class SQLStore:
         writes of this process (group commits of checkpoints, batch creations) queue on one
         thread in order instead of waiting for each other's lock."""
         driver = await self._writer_driver()
-        return await self._sqlite_result(driver._execute(_sqlite_write(driver, work)))
+        write = _sqlite_write(driver, work, self._committed())
+        return await self._sqlite_result(driver._execute(write))
 
     def _sqlite_begin(self, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
         """:meth:`_sqlite_transaction`, handed to the writer's thread before this returns
@@ -604,8 +606,13 @@ class SQLStore:
         if driver is None or not driver._running or driver._connection is None:
             return self._sqlite_transaction(work)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        driver._tx.put_nowait((future, _sqlite_write(driver, work)))  # aiosqlite's _execute
+        write = _sqlite_write(driver, work, self._committed())
+        driver._tx.put_nowait((future, write))  # what aiosqlite's _execute does
         return self._sqlite_result(future)
+
+    def _committed(self) -> Callable[[], None] | None:
+        """What the writer's thread calls after each commit (wakes the log checkpointer)."""
+        return self._checkpointer.written if self._checkpointer is not None else None
 
     async def _sqlite_result(self, pending: Awaitable[T]) -> T:
         """The result of a write transaction on the writer's thread, errors translated (a
@@ -639,7 +646,13 @@ class SQLStore:
                             cursor = await driver.execute("PRAGMA wal_autocheckpoint=0")
                             await cursor.close()
                             if self._checkpointer is None:
-                                self._checkpointer = WalCheckpointer(str(database))
+                                self._checkpointer = checkpointer = WalCheckpointer(str(database))
+                                # commits through SQLAlchemy's connections wake it too
+                                event.listen(
+                                    self.engine.sync_engine,
+                                    "commit",
+                                    lambda _connection: checkpointer.written(),
+                                )
                     except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
                         raise _translate(exc) from exc
                     self._writer = connection
@@ -2046,17 +2059,29 @@ class WalCheckpointer:
     group commits to copy megabytes (and checksum and sync them) while the executions whose
     checkpoints queue behind it wait. The store's writer connection runs with
     ``wal_autocheckpoint=0`` while this thread does that work, off its path. The log is
-    still checkpointed, and removed, when the last connection to the file closes."""
+    still checkpointed, and removed, when the last connection to the file closes.
+
+    The thread sleeps while nothing is written: each commit of the writer calls
+    :meth:`written`, and a checkpoint follows within ``interval`` (at most one per
+    ``interval`` however many commits)."""
 
     interval = 0.1
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._stopping = threading.Event()
+        self._written = threading.Event()
+        #: checkpoints run (for tests and diagnostics)
+        self.rounds = 0
         self._thread = threading.Thread(
             target=self._run, name="statefleet-wal-checkpoint", daemon=True
         )
         self._thread.start()
+
+    def written(self) -> None:
+        """Something was committed: checkpoint it soon (cheap; from any thread)."""
+        if not self._written.is_set():
+            self._written.set()
 
     def _run(self) -> None:
         try:
@@ -2065,17 +2090,24 @@ class WalCheckpointer:
             logger.warning("cannot open %s to checkpoint its log", self._path, exc_info=True)
             return
         try:
-            while not self._stopping.wait(self.interval):
+            while True:
+                self._written.wait()
+                if self._stopping.wait(self.interval):  # let commits gather meanwhile
+                    break
+                self._written.clear()
                 try:
                     db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:  # busy, or the file went away: the next round tries
                     logger.debug("checkpoint of %s failed", self._path, exc_info=True)
+                    self._written.set()
+                self.rounds += 1
         finally:
             db.close()
 
     def stop(self) -> None:
         """Stop the thread (and wait for it: at most one checkpoint in progress)."""
         self._stopping.set()
+        self._written.set()
         self._thread.join()
 
 
@@ -2083,9 +2115,13 @@ async def _done(value: T) -> T:
     return value
 
 
-def _sqlite_write(driver: Any, work: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+def _sqlite_write(
+    driver: Any,
+    work: Callable[[sqlite3.Connection], T],
+    committed: Callable[[], None] | None = None,
+) -> Callable[[], T]:
     """``work`` as one write transaction on the aiosqlite connection's own ``sqlite3``
-    connection, for its thread to run."""
+    connection, for its thread to run (then ``committed``, after the commit)."""
 
     def transaction() -> T:
         db: sqlite3.Connection = driver._conn
@@ -2097,6 +2133,8 @@ def _sqlite_write(driver: Any, work: Callable[[sqlite3.Connection], T]) -> Calla
                 db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if committed is not None:
+            committed()
         return result
 
     return transaction

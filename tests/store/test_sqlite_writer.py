@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from statefleet.errors import InfrastructureError
-from statefleet.statemachine.protocols import ExecutionFilter
+from statefleet.statemachine.protocols import ExecutionFilter, MessageRecord, new_id
 from statefleet.store import DuplicateExecutionName, SQLStore, open_store
 from tests.store.conftest import execution, finished
 
@@ -108,6 +108,24 @@ async def test_the_log_is_copied_into_the_database_file_in_the_background(
                 await asyncio.sleep(0.05)
         names = [thread.name for thread in threading.enumerate()]
         assert "statefleet-wal-checkpoint" in names
+        # idle, it sleeps; a commit (on the writer, or through SQLAlchemy) wakes it
+        checkpointer = store._checkpointer
+        assert checkpointer is not None
+        await asyncio.sleep(checkpointer.interval * 3)
+        rounds = checkpointer.rounds
+        await asyncio.sleep(checkpointer.interval * 5)
+        assert checkpointer.rounds == rounds
+        for write in (
+            store.create_executions([execution()]),
+            store.keep_message(
+                MessageRecord(id=new_id(), correlation_key="k", correlation_value=1)
+            ),
+        ):
+            await write
+            async with asyncio.timeout(10):
+                while checkpointer.rounds == rounds:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            rounds = checkpointer.rounds
     finally:
         await store.close()
     names = [thread.name for thread in threading.enumerate()]
