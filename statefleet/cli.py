@@ -780,8 +780,10 @@ def executions_show(
         _echo_json(
             {
                 **_record(record),
-                "chained_from": [_record(link) for link in chained_from],
-                "chained_to": [_record(link) for link in chained_to],
+                # as the REST API names them: links to this execution (its sources), and
+                # from it (its targets)
+                "links_to": [_record(link) for link in chained_from],
+                "links_from": [_record(link) for link in chained_to],
             }
         )
         return

@@ -130,19 +130,19 @@ def test_bulk_and_chained_batches(db: str, tmp_path: Path) -> None:
     target_json, target_text = statefleet_many(
         [["executions", "show", target, "--json"], ["executions", "show", target]], db=db
     )
-    (link,) = target_json.json()["chained_from"]
+    (link,) = target_json.json()["links_to"]
     assert (link["target_execution_id"], link["source_machine_id"], link["transformer"]) == (
         target,
         "numbers",
         "plus-hundred",
     )
-    assert target_json.json()["chained_to"] == []
+    assert target_json.json()["links_from"] == []
     source = link["source_execution_id"]
     assert f"{source} (numbers, transformer plus-hundred)" in target_text.stdout
     source_json, source_text = statefleet_many(
         [["executions", "show", source, "--json"], ["executions", "show", source]], db=db
     )
-    assert [t["target_execution_id"] for t in source_json.json()["chained_to"]] == [target]
+    assert [t["target_execution_id"] for t in source_json.json()["links_from"]] == [target]
     assert "chained to" in source_text.stdout and f"{target} (numbers-2)" in source_text.stdout
 
     stopped = statefleet(
