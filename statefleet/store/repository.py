@@ -647,11 +647,11 @@ class SQLStore:
                             await cursor.close()
                             if self._checkpointer is None:
                                 self._checkpointer = checkpointer = WalCheckpointer(str(database))
-                                # commits through SQLAlchemy's connections wake it too
+                                # write transactions through SQLAlchemy wake it too
                                 event.listen(
                                     self.engine.sync_engine,
                                     "commit",
-                                    lambda _connection: checkpointer.written(),
+                                    functools.partial(_wake_after_write, checkpointer),
                                 )
                     except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
                         raise _translate(exc) from exc
@@ -2109,6 +2109,12 @@ class WalCheckpointer:
         self._stopping.set()
         self._written.set()
         self._thread.join()
+
+
+def _wake_after_write(checkpointer: WalCheckpointer, connection: Any) -> None:
+    """SQLAlchemy's ``commit`` event: wake the checkpointer if the transaction wrote."""
+    if connection.get_execution_options().get(WRITE):
+        checkpointer.written()
 
 
 async def _done(value: T) -> T:
