@@ -842,13 +842,13 @@ def _print_execution(
     ]
     if r.error is not None or r.cause is not None:
         rows += [("error", r.error), ("cause", r.cause)]
-    rows.append(("input", _dumps(r.input)))
-    if r.status == "SUCCEEDED":
-        rows.append(("output", _dumps(r.output)))
     if chained_from:
         rows.append(("chained from", _link_lines(chained_from, source=True)))
     if chained_to:
         rows.append(("chained to", _link_lines(chained_to, source=False)))
+    rows.append(("input", _dumps(r.input)))
+    if r.status == "SUCCEEDED":
+        rows.append(("output", _dumps(r.output)))
     for key, value in rows:
         grid.add_row(key, value if isinstance(value, Text) else _cell(value))
     _stdout().print(grid)
