@@ -1090,7 +1090,10 @@ def batch_start(
     ] = None,
     name: Annotated[
         str | None,
-        typer.Option("--name", help="Batch name (starting a named batch again resumes it)."),
+        typer.Option(
+            "--name",
+            help="Batch name (starting a named batch again resumes it, unless cancelled).",
+        ),
     ] = None,
     stop_on_error: Annotated[
         bool, typer.Option("--stop-on-error", help="Start nothing more after the first failure.")
