@@ -1153,6 +1153,14 @@ def batch_start(
                     unique=unique,
                     options=options,
                 )
+            if batch.status == "ABORTED":  # a cancelled batch, named again: nothing runs
+                console.print(
+                    f"batch {batch.name} was cancelled ({batch.record.stop_reason}): starting "
+                    f"it again by name runs nothing; `statefleet batch resume {batch.id}` "
+                    "takes it up again",
+                    markup=False,
+                )
+                total = None
             return await _batch_outcome(batch, console, f"{machine} {batch.name}", total)
 
     _finish_batch(*_run(go()), json_)

@@ -202,6 +202,16 @@ async def test_cancel_a_running_batch_and_resume_killed_ones(db: str, tmp_path: 
         assert counts.get("SUCCEEDED", 0) < 100
         running.kill()  # its runner would only find its checkpoints refused, one by one
         running.finish()
+        # started again by its name (a rerun script), the cancel stands: nothing runs
+        again = statefleet(
+            "batch", "start", "--machine", "slow", "--inputs", slow, "--name", "to-cancel",
+            "--app", APP, "--json", db=db,
+        )  # fmt: skip
+        assert again.returncode == 1, again.explain()
+        assert (again.json()["id"], again.json()["status"]) == (batch_id, "ABORTED")
+        assert "was cancelled (cancelled from the command line): starting it" in again.stderr
+        assert f"statefleet batch resume {batch_id}" in again.stderr
+        assert await store.count_by_status(ExecutionFilter(batch_id=batch_id)) == counts
 
         # A bulk batch killed mid-way resumes from the same inputs file, none run twice; the
         # executions leased to the dead process (for 60 s) are taken over at once.
