@@ -391,12 +391,12 @@ class QueueOps:
             raws = await pipe.execute()
         machines: dict[str, str] = {}
         for job_id, raw in zip(job_ids, raws, strict=True):
-            try:
-                machine = jobs.loads(raw)["k"]["m"] if raw is not None else None
-            except (ValueError, TypeError, KeyError):
+            if raw is None:
                 continue
-            if isinstance(machine, str) and machine:
-                machines[job_id] = machine
+            try:
+                machines[job_id] = jobs.parse_payload(jobs.loads(raw)["k"]).machine_id
+            except (ValueError, TypeError, KeyError, jobs.PayloadError):
+                continue  # a record that does not parse names no machine index
         return machines
 
     async def drop_jobs(self, queue: str, job_ids: list[str]) -> list[str]:

@@ -7,7 +7,7 @@ import asyncio
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from statefleet import (
+    Batch,
     BatchOptions,
     ChainingError,
     ExecutionFilter,
@@ -66,6 +67,23 @@ async def fulfil(store: SQLStore, **kwargs: Any) -> PersistentStateMachine:
         transformers={"id_only": lambda order: {"id": order["id"]}},
         **kwargs,
     )
+
+
+def held_until(gate: asyncio.Event, task: Callable[[dict[str, Any]], Any]) -> Any:
+    """``task`` as a resource that runs only once ``gate`` is set."""
+
+    async def held(order: dict[str, Any]) -> Any:
+        await gate.wait()
+        return task(order)
+
+    return held
+
+
+async def until_running(batch: Batch, count: int) -> None:
+    """Until ``count`` of the batch's executions run at once (its live counters)."""
+    async with asyncio.timeout(30):
+        while batch.counters.running < count:  # noqa: ASYNC110 - polling the live counters
+            await asyncio.sleep(0.01)
 
 
 async def test_chained_batch_links_every_source_once(store: SQLStore) -> None:
@@ -205,21 +223,12 @@ async def test_tolerated_failure_percentage(store: SQLStore) -> None:
 
 async def test_cancel_aborts_the_rest(store: SQLStore) -> None:
     gate = asyncio.Event()
-
-    async def gated_price(order: dict[str, Any]) -> int:
-        await gate.wait()
-        return 1
-
-    sm = await PersistentStateMachine.create(
-        INTAKE, machine_id="intake", store=store, resources={"shop:price": gated_price}
-    )
+    sm = await intake(store, **{"shop:price": held_until(gate, lambda order: 1)})
     batch = await sm.execute_bulk(
         ({"id": i, "qty": 1} for i in range(500)),
         BatchOptions(name="doomed", concurrency=10, chunk_size=50),
     )
-    async with asyncio.timeout(30):
-        while batch.counters.running < 10:  # noqa: ASYNC110 - polling the live counters
-            await asyncio.sleep(0.01)
+    await until_running(batch, 10)
     await batch.cancel()
     gate.set()
     done = await batch.wait()
@@ -392,22 +401,15 @@ async def test_a_cancelled_batch_stays_cancelled_when_started_again_by_name(
     store: SQLStore,
 ) -> None:
     gate = asyncio.Event()
-
-    async def gated_ship(order: dict[str, Any]) -> dict[str, Any]:
-        await gate.wait()
-        return {"shipped": order["id"]}
-
     sources = await intake(store)
     first = await sources.execute_bulk(({"id": i, "qty": 1} for i in range(40)), BatchOptions())
     await first.wait()
-    sm = await fulfil(store, ship=gated_ship)
+    sm = await fulfil(store, ship=held_until(gate, lambda order: {"shipped": order["id"]}))
     batch = await sm.execute_batch(
         ExecutionFilter(state_machine_id="intake"),
         options=BatchOptions(name="nightly", concurrency=4, chunk_size=10),
     )
-    async with asyncio.timeout(30):
-        while batch.counters.running < 4:  # noqa: ASYNC110 - polling the live counters
-            await asyncio.sleep(0.01)
+    await until_running(batch, 4)
     await batch.cancel("stopped by the operator")
     gate.set()
     cancelled = await batch.wait()
@@ -438,19 +440,10 @@ async def test_a_cancelled_batch_stays_cancelled_when_started_again_by_name(
 
 async def test_a_cancelled_bulk_batch_is_resumed_by_id_with_its_inputs(store: SQLStore) -> None:
     gate = asyncio.Event()
-
-    async def gated_price(order: dict[str, Any]) -> int:
-        await gate.wait()
-        return 1
-
-    sm = await PersistentStateMachine.create(
-        INTAKE, machine_id="intake", store=store, resources={"shop:price": gated_price}
-    )
+    sm = await intake(store, **{"shop:price": held_until(gate, lambda order: 1)})
     inputs = [{"id": i, "qty": 1} for i in range(60)]
     batch = await sm.execute_bulk(inputs, BatchOptions(name="bulk", concurrency=3, chunk_size=10))
-    async with asyncio.timeout(30):
-        while batch.counters.running < 3:  # noqa: ASYNC110 - polling the live counters
-            await asyncio.sleep(0.01)
+    await until_running(batch, 3)
     await batch.cancel()
     gate.set()
     assert (await batch.wait()).status == "ABORTED"
